@@ -1,0 +1,157 @@
+"""The BodyModel interface every method talks to, and linear keypoint regressors."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from hmrkit.types import BodyOutput, BodyParams
+
+
+class KeypointRegressor(nn.Module):
+    """Keypoints as sparse linear combinations of a body's vertices and joints.
+
+    Each keypoint k is sum_n weights[k, n] * points[:, index[k, n]] where
+    points = cat([vertices (B, V, 3), joints (B, J+1, 3)], dim=1); an index >= V thus
+    names a joint. ``valid`` (K,) marks keypoints the body model cannot produce (their
+    output is zero): a fit must ignore them.
+    """
+
+    def __init__(self, names, index: Tensor, weights: Tensor, valid: Tensor | None = None):
+        super().__init__()
+        if index.shape != weights.shape or index.ndim != 2:
+            raise ValueError(f"index {tuple(index.shape)} and weights {tuple(weights.shape)} must be (K, N)")
+        self.names = tuple(names)
+        self.register_buffer("index", index.long(), persistent=False)
+        self.register_buffer("weights", weights, persistent=False)
+        if valid is None:
+            valid = torch.ones(len(self.names), dtype=torch.bool)
+        self.register_buffer("valid", valid.bool(), persistent=False)
+
+    def forward(self, vertices: Tensor, joints: Tensor) -> Tensor:
+        """vertices (B, V, 3), joints (B, J+1, 3) -> (B, K, 3), same frame."""
+        points = torch.cat([vertices, joints], dim=1)
+        gathered = points[:, self.index]  # (B, K, N, 3)
+        w = self.weights.to(points.dtype)
+        return (gathered * w[None, :, :, None]).sum(2)
+
+    @staticmethod
+    def from_entries(names, entries, num_vertices: int, dtype=torch.float32) -> "KeypointRegressor":
+        """entries: one per keypoint, a list of (index, weight) with index into
+        cat(vertices, joints) (use ``num_vertices + j`` for joint j), or None for a keypoint
+        the model cannot produce."""
+        width = max((len(e) for e in entries if e), default=1)
+        index = torch.zeros(len(entries), width, dtype=torch.long)
+        weights = torch.zeros(len(entries), width, dtype=dtype)
+        valid = torch.zeros(len(entries), dtype=torch.bool)
+        for k, e in enumerate(entries):
+            if not e:
+                continue
+            valid[k] = True
+            for n, (i, w) in enumerate(e):
+                index[k, n] = int(i)
+                weights[k, n] = float(w)
+        return KeypointRegressor(names, index, weights, valid)
+
+
+class BodyModel(nn.Module):
+    """A parametric body model: BodyParams -> BodyOutput, plus what methods need to know.
+
+    Attributes set by implementations:
+      name               ``anny``, ``smpl``, ``smplh``, ``smplx``.
+      joint_names        (J+1,) the regression skeleton, root first.
+      parents            (J+1,) parent index of each joint, -1 for the root; parents precede
+                         children.
+      num_shape          S, the length of ``BodyParams.shape``.
+      num_expression     E, 0 when the model has no expression.
+      shape_range        (low, high) valid range of each shape value, or None (unbounded,
+                         e.g. SMPL betas, whose prior is N(0, 1)).
+      faces              (F, 3) int64 buffer.
+      num_vertices       V.
+    Keypoint regressors live in ``self.regressors`` (an nn.ModuleDict keyed by convention).
+    """
+
+    name: str = "body"
+    joint_names: tuple = ()
+    parents: tuple = ()
+    num_shape: int = 0
+    num_expression: int = 0
+    shape_range = None
+
+    @property
+    def pose_joint_names(self) -> tuple:
+        """(J,) names of the joints of ``BodyParams.pose``: joint_names without the root."""
+        return tuple(self.joint_names[1:])
+
+    @property
+    def num_pose_joints(self) -> int:
+        return len(self.joint_names) - 1
+
+    @property
+    def num_vertices(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def dtype(self) -> torch.dtype:
+        for b in self.buffers():
+            if b.is_floating_point():
+                return b.dtype
+        return torch.get_default_dtype()
+
+    @property
+    def device(self) -> torch.device:
+        return self.faces.device
+
+    def forward(self, params: BodyParams) -> BodyOutput:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def mean_params(self, batch_size: int = 1) -> BodyParams:  # pragma: no cover - interface
+        """Rest pose (identity rotations), mean shape, zero translation, neutral expression."""
+        raise NotImplementedError
+
+    def _identity_params(self, batch_size: int, shape_value: float) -> BodyParams:
+        dtype, device = self.dtype, self.device
+        eye = torch.eye(3, dtype=dtype, device=device)
+        expression = None
+        if self.num_expression:
+            expression = torch.zeros(batch_size, self.num_expression, dtype=dtype, device=device)
+        return BodyParams(
+            global_orient=eye.expand(batch_size, 3, 3).clone(),
+            pose=eye.expand(batch_size, self.num_pose_joints, 3, 3).clone(),
+            shape=torch.full((batch_size, self.num_shape), shape_value, dtype=dtype, device=device),
+            transl=torch.zeros(batch_size, 3, dtype=dtype, device=device),
+            expression=expression,
+        )
+
+    @property
+    def keypoint_conventions(self) -> list[str]:
+        return sorted(self.regressors.keys())
+
+    def keypoints(self, output: BodyOutput, convention: str) -> Tensor:
+        """(B, K, 3) keypoints of ``convention`` regressed from the mesh and joints."""
+        if convention not in self.regressors:
+            raise ValueError(
+                f"body model {self.name!r} has no regressor for {convention!r}; "
+                f"choose from {self.keypoint_conventions}"
+            )
+        return self.regressors[convention](output.vertices, output.joints)
+
+    def keypoint_valid(self, convention: str) -> Tensor:
+        """(K,) bool: the keypoints of ``convention`` this model can produce."""
+        return self.regressors[convention].valid
+
+    def check_params(self, params: BodyParams) -> None:
+        """Raise a ValueError naming the field whose shape does not fit this model."""
+        J, S = self.num_pose_joints, self.num_shape
+        if params.pose.shape[1] != J:
+            raise ValueError(
+                f"{self.name}: BodyParams.pose has {params.pose.shape[1]} joints, expected {J} "
+                f"({', '.join(self.pose_joint_names[:3])}, ...)"
+            )
+        if params.shape.shape[1] != S:
+            raise ValueError(f"{self.name}: BodyParams.shape has {params.shape.shape[1]} values, expected {S}")
+        if params.expression is not None and params.expression.shape[1] != self.num_expression:
+            raise ValueError(
+                f"{self.name}: BodyParams.expression has {params.expression.shape[1]} values, "
+                f"expected {self.num_expression}"
+            )
