@@ -194,9 +194,10 @@ class AnnyBody(BodyModel):
             facial_actions=params.expression,
         )
         heads = out["bone_poses"][..., :3, 3]  # (B, 104, 3) posed bone heads, Anny frame
-        root = out["rest_bone_poses"][:, 0, :3, 3]  # (B or 1, 3) rest root bone head
-        verts = out["vertices"] - root[:, None]
-        joints = heads[:, self.location_bone] - root[:, None]
+        # With 'local-ref' deltas the root bone's posed head is the origin: the pelvis is
+        # at the origin for every shape before global_orient/transl.
+        verts = out["vertices"]
+        joints = heads[:, self.location_bone]
         A = params.global_orient @ self.body_from_anny  # body frame <- anny frame, then global
         t = params.transl[:, None]
         vertices = verts @ A.transpose(-1, -2) + t
