@@ -1,0 +1,38 @@
+"""Shared fixtures. Models are loaded once per session: Anny's first load builds a cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+os.environ.setdefault("WARP_LOG_LEVEL", "error")
+torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def shared_path(*parts) -> Path:
+    """A path under ../shared; fails (not skips) when it is missing, so CI cannot pass vacuously."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.fail(f"{p} is missing: the tests expect ../shared beside the repository")
+    return p
+
+
+@pytest.fixture(scope="session")
+def anny_body():
+    import hmrkit.body
+
+    return hmrkit.body.load("anny")
+
+
+@pytest.fixture(scope="session")
+def anny_body64():
+    import hmrkit.body
+
+    return hmrkit.body.load("anny", dtype=torch.float64)
