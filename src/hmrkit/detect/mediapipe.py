@@ -17,6 +17,7 @@ Facts checked on the shared sample photos (and pinned in tests/test_detect.py):
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,17 +159,22 @@ def evidence_from_holistic(results, image_size: tuple, config: MediaPipeHolistic
         kp2d[_FACE, 1] = face[:, 1] * h
         kp2d[_FACE, 2] = 1.0
 
+    kp2d = kp2d.astype(np.float32)
     mask = None
     mask_box = None
     if results.segmentation_mask is not None:
         mask = np.clip(np.asarray(results.segmentation_mask, dtype=np.float32), 0.0, 1.0).copy()
         if mask.shape != (h, w):
             raise RuntimeError(f"mediapipe returned a mask of shape {mask.shape}, expected {(h, w)}")
-        ys, xs = np.nonzero(mask > 0.5)
+        # The mask may cover other people: only its part near this person's keypoints
+        # (their box grown by half its size on each side) widens the box.
+        x0, y0, x1, y1 = bbox_from_keypoints(kp2d, (h, w), min_confidence=config.bbox_min_confidence, pad=0.5)
+        window = mask[int(y0):int(y1) + 1, int(x0):int(x1) + 1] > 0.5
+        ys, xs = np.nonzero(window)
         if len(xs):
-            mask_box = np.array([xs.min(), ys.min(), xs.max(), ys.max()], dtype=np.float64)
+            mask_box = np.array([xs.min() + int(x0), ys.min() + int(y0), xs.max() + int(x0), ys.max() + int(y0)],
+                                dtype=np.float64)
 
-    kp2d = kp2d.astype(np.float32)
     bbox = bbox_from_keypoints(kp2d, (h, w), min_confidence=config.bbox_min_confidence,
                                pad=config.bbox_pad, extra=mask_box)
     return [
@@ -222,7 +228,10 @@ class MediaPipeHolistic(Detector):
         if self._graph is None:
             self._graph = self._build()
         self._size = size
-        results = self._graph.process(image)
+        with warnings.catch_warnings():
+            # mediapipe 0.10.14 calls a protobuf API deprecated in protobuf 4 on every frame
+            warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype", category=UserWarning)
+            results = self._graph.process(image)
         return evidence_from_holistic(results, size, self.config)
 
     def reset(self) -> None:

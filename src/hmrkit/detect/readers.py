@@ -1,0 +1,533 @@
+"""Readers for keypoints a user already has: COCO keypoint JSON, OpenPose JSON, hmrkit npz.
+
+``read_keypoint_file(path)`` picks the reader from the suffix and the content and returns
+a ``KeypointSequence``: T frames, each a list of ``Evidence`` (one per person). Every
+problem with the input raises ``hmrkit.errors.InputError`` whose message names the file;
+a file that parses but holds nobody raises ``NoPersonError`` (a subclass).
+See docs/evidence_format.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hmrkit import conventions
+from hmrkit.conventions import FACE, HAND21, HOLISTIC, MEDIAPIPE33, OPENPOSE25
+from hmrkit.detect.base import bbox_from_keypoints
+from hmrkit.errors import InputError, NoPersonError
+from hmrkit.types import Evidence
+
+
+@dataclass(frozen=True)
+class KeypointSequence:
+    """Keypoints read from a file.
+
+    frames:     T lists, one per frame, of the people found in it (Evidence each; a
+                person with no keypoint of confidence > 0 is left out).
+    cam_K:      (T, 3, 3) intrinsics in pixels, or None when the file has none.
+    fps:        frames per second, or None.
+    source:     ``coco-json:NAME``, ``openpose-json:NAME`` or ``hmrkit-npz:NAME``.
+    convention: the keypoint convention of every Evidence (``coco17``, ``holistic``, ...).
+    frame_ids:  T identifiers: COCO image file_name (or id), OpenPose file name, or the
+                frame index.
+    """
+
+    frames: list
+    cam_K: np.ndarray | None = None
+    fps: float | None = None
+    source: str = ""
+    convention: str = ""
+    frame_ids: tuple = field(default=())
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def image_size(self) -> tuple | None:
+        """(H, W) of the first person found (None if nobody); COCO annotation files may
+        hold images of different sizes, see each Evidence.image_size."""
+        for people in self.frames:
+            for ev in people:
+                return ev.image_size
+        return None
+
+    def to_array(self) -> np.ndarray:
+        """(T, P, K, 3) float32 keypoints (x, y px, confidence), P the most people in a
+        frame; absent people are zeros (confidence 0)."""
+        k = len(conventions.get(self.convention))
+        p = max((len(f) for f in self.frames), default=0)
+        out = np.zeros((len(self.frames), p, k, 3), dtype=np.float32)
+        for t, people in enumerate(self.frames):
+            for i, ev in enumerate(people):
+                if ev.convention != self.convention:
+                    raise ValueError(f"frame {t} person {i}: convention {ev.convention!r} != {self.convention!r}")
+                out[t, i] = ev.keypoints2d
+        return out
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _load_json(path: Path):
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(path, "not a text file (expected JSON keypoints)") from None
+    except OSError as e:
+        raise InputError(path, f"cannot read ({e.strerror or e})") from None
+    if not text.strip():
+        raise InputError(path, "empty file")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(path, f"invalid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+
+
+def _floats(path, values, n: int, what: str, allow_empty: bool = False) -> np.ndarray | None:
+    """A JSON list of n numbers -> (n,) float64. With allow_empty, an absent key or an
+    empty list gives None (OpenPose writes [] for parts it did not run)."""
+    if allow_empty and (values is None or values == []):
+        return None
+    if values is None:
+        raise InputError(path, f"{what}: missing")
+    if not isinstance(values, list):
+        raise InputError(path, f"{what}: expected a list of {n} numbers, got {type(values).__name__}")
+    if len(values) != n:
+        raise InputError(path, f"{what}: expected {n} numbers, got {len(values)}")
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(path, f"{what}: expected {n} numbers, found a non-number") from None
+    if arr.shape != (n,) or not np.isfinite(arr).all():
+        raise InputError(path, f"{what}: expected {n} finite numbers")
+    return arr
+
+
+def _check_image_size(image_size) -> tuple | None:
+    if image_size is None:
+        return None
+    try:
+        h, w = (int(v) for v in image_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"image_size must be (H, W) in pixels, got {image_size!r}") from None
+    if h <= 0 or w <= 0:
+        raise ValueError(f"image_size must be positive (H, W), got {image_size!r}")
+    return (h, w)
+
+
+def _guess_image_size(path, frames) -> tuple:
+    """(H, W) covering every confident keypoint, with a warning."""
+    xs, ys = [], []
+    for people in frames:
+        for kp, _ in people:
+            ok = kp[:, 2] > 0
+            xs.append(kp[ok, 0])
+            ys.append(kp[ok, 1])
+    x = np.concatenate(xs) if xs else np.zeros(0)
+    y = np.concatenate(ys) if ys else np.zeros(0)
+    if len(x) == 0:
+        raise NoPersonError(path, "no keypoint with confidence > 0 in the file")
+    size = (max(1, math.ceil(float(y.max())) + 1), max(1, math.ceil(float(x.max())) + 1))
+    warnings.warn(
+        f"{path}: the file gives no image size; using (H, W) = {size} from the keypoints' extent "
+        f"(pass image_size=(H, W) for the true size)",
+        stacklevel=3,
+    )
+    return size
+
+
+def _build(path, raw_frames, sizes, convention: str, source: str, frame_ids, cam_K=None, fps=None) -> KeypointSequence:
+    """raw_frames: T lists of (kp (K, 3) float64, extra box xyxy or None); sizes: T (H, W).
+    Drops people without a confident keypoint; raises NoPersonError if nobody is left."""
+    frames = []
+    found = 0
+    for people, size in zip(raw_frames, sizes):
+        out = []
+        for kp, box in people:
+            kp = kp.astype(np.float32)
+            kp[:, 2] = np.clip(kp[:, 2], 0.0, 1.0)
+            kp[kp[:, 2] <= 0] = 0.0
+            if not (kp[:, 2] > 0).any():
+                continue
+            out.append(
+                Evidence(
+                    image_size=(int(size[0]), int(size[1])),
+                    keypoints2d=kp,
+                    convention=convention,
+                    bbox=bbox_from_keypoints(kp, size, extra=box),
+                    source=source,
+                )
+            )
+        found += len(out)
+        frames.append(out)
+    if found == 0:
+        raise NoPersonError(path, "no person with a keypoint of confidence > 0 in the file")
+    return KeypointSequence(frames=frames, cam_K=cam_K, fps=fps, source=source, convention=convention,
+                            frame_ids=tuple(frame_ids))
+
+
+# --------------------------------------------------------------------------- COCO
+
+_COCO_K = len(conventions.COCO17)
+
+
+def _coco_entry(path, entry, what: str) -> np.ndarray:
+    if not isinstance(entry, dict):
+        raise InputError(path, f"{what}: expected an object, got {type(entry).__name__}")
+    kp = _floats(path, entry.get("keypoints"), 3 * _COCO_K, f"{what} keypoints (COCO-17 x, y, v)")
+    return kp.reshape(_COCO_K, 3)
+
+
+def _coco_xywh(path, entry, what: str) -> np.ndarray | None:
+    box = entry.get("bbox")
+    if box is None:
+        return None
+    b = _floats(path, box, 4, f"{what} bbox (x, y, w, h)")
+    return np.array([b[0], b[1], b[0] + b[2], b[1] + b[3]])
+
+
+def read_coco_results(path, data=None, image_size=None) -> KeypointSequence:
+    """COCO keypoint results: a JSON list of {image_id, category_id, keypoints [x, y, v] * 17,
+    score}. One frame per image_id (numeric ids sorted, others in order of appearance).
+
+    Confidence per keypoint: v when every v of the entry lies in [0, 1] (a detector's
+    keypoint scores), else the entry's score (default 1) where v > 0 and 0 where v == 0.
+    image_size (H, W): the file has none; without it the keypoints' extent is used (warning).
+    """
+    path = Path(path)
+    if data is None:
+        data = _load_json(path)
+    if not isinstance(data, list):
+        raise InputError(path, "expected COCO keypoint results: a JSON list of detections")
+    if not data:
+        raise NoPersonError(path, "no detections (empty list)")
+    groups: dict = {}
+    for i, entry in enumerate(data):
+        kp = _coco_entry(path, entry, f"entry {i}")
+        if not isinstance(entry.get("image_id"), (int, str)):
+            raise InputError(path, f"entry {i}: image_id must be an integer or a string, got {entry.get('image_id')!r}")
+        v = kp[:, 2].copy()
+        if ((v >= 0) & (v <= 1)).all():
+            conf = v
+        else:
+            score = entry.get("score", 1.0)
+            if not isinstance(score, (int, float)) or not math.isfinite(score):
+                raise InputError(path, f"entry {i}: score must be a number, got {score!r}")
+            conf = np.where(v > 0, float(np.clip(score, 0.0, 1.0)), 0.0)
+        kp[:, 2] = conf
+        groups.setdefault(entry["image_id"], []).append((kp, _coco_xywh(path, entry, f"entry {i}")))
+    ids = list(groups)
+    if all(isinstance(k, int) for k in ids):
+        ids.sort()
+    raw = [groups[k] for k in ids]
+    size = _check_image_size(image_size) or _guess_image_size(path, raw)
+    return _build(path, raw, [size] * len(raw), "coco17", f"coco-json:{path.name}", ids)
+
+
+def read_coco_annotations(path, data=None) -> KeypointSequence:
+    """COCO keypoint annotations: {"images": [{id, width, height, file_name}, ...],
+    "annotations": [{image_id, keypoints [x, y, v] * 17, bbox, iscrowd}, ...]}. One frame
+    per image, in the file's order; confidence 1 where v > 0 (labelled), else 0; crowd
+    annotations are skipped. Image sizes come from the file."""
+    path = Path(path)
+    if data is None:
+        data = _load_json(path)
+    images = data.get("images") if isinstance(data, dict) else None
+    anns = data.get("annotations") if isinstance(data, dict) else None
+    if not isinstance(images, list) or not isinstance(anns, list):
+        raise InputError(path, 'expected COCO annotations: an object with "images" and "annotations" lists')
+    if not images:
+        raise NoPersonError(path, 'no images in "images"')
+    index, sizes, ids = {}, [], []
+    for i, im in enumerate(images):
+        if not isinstance(im, dict) or "id" not in im:
+            raise InputError(path, f"images[{i}]: expected an object with id, width, height")
+        w, h = im.get("width"), im.get("height")
+        if not isinstance(w, (int, float)) or not isinstance(h, (int, float)) or w <= 0 or h <= 0:
+            raise InputError(path, f"images[{i}]: width and height must be positive numbers, got {w!r}, {h!r}")
+        index[im["id"]] = i
+        sizes.append((int(h), int(w)))
+        ids.append(im.get("file_name", im["id"]))
+    raw = [[] for _ in images]
+    for i, ann in enumerate(anns):
+        kp = _coco_entry(path, ann, f"annotations[{i}]")
+        if ann.get("iscrowd", 0):
+            continue
+        if ann.get("image_id") not in index:
+            raise InputError(path, f"annotations[{i}]: image_id {ann.get('image_id')!r} is not in \"images\"")
+        kp[:, 2] = (kp[:, 2] > 0).astype(np.float64)
+        raw[index[ann["image_id"]]].append((kp, _coco_xywh(path, ann, f"annotations[{i}]")))
+    return _build(path, raw, sizes, "coco17", f"coco-json:{path.name}", ids)
+
+
+# --------------------------------------------------------------------------- OpenPose
+
+_HOLISTIC_INDEX = {n: i for i, n in enumerate(HOLISTIC)}
+
+
+def _openpose_body_table():
+    """(holistic index, openpose25 index) pairs: same names, big toe -> foot_index."""
+    op = {n: i for i, n in enumerate(OPENPOSE25)}
+    pairs = []
+    for k, name in enumerate(MEDIAPIPE33):
+        src = name.replace("foot_index", "big_toe")
+        if src in op:
+            pairs.append((k, op[src]))
+    return np.array(pairs, dtype=np.int64)
+
+
+# Face subset name -> OpenPose face-70 indices (iBUG 68 + 2 pupils), averaged when two.
+# iBUG: jaw 0-16 from the subject's right ear via the chin (8) to the left ear; brows
+# 17-21 (right, outer -> inner), 22-26 (left, inner -> outer); nose bridge 27-30 (top ->
+# tip), lower nose 31-35 (right -> left); right eye 36-41 (36 outer corner, 37-38 upper
+# lid, 39 inner corner, 40-41 lower lid); left eye 42-47 (42 inner, 43-44 upper, 45 outer,
+# 46-47 lower); mouth 48-59 outer (48 right corner, 51 top, 54 left corner, 57 bottom),
+# 60-67 inner (62 upper middle, 66 lower middle); pupils 68 (right), 69 (left).
+OPENPOSE_FACE70_TO_FACE = {
+    **{name: (i,) for i, name in enumerate(FACE[:17])},  # jaw_r0 .. chin .. jaw_l0
+    "right_brow_outer": (17,), "right_brow_mid": (19,), "right_brow_inner": (21,),
+    "left_brow_inner": (22,), "left_brow_mid": (24,), "left_brow_outer": (26,),
+    "right_eye_outer_corner": (36,), "right_eye_upper_lid": (37, 38),
+    "right_eye_inner_corner": (39,), "right_eye_lower_lid": (40, 41),
+    "left_eye_inner_corner": (42,), "left_eye_upper_lid": (43, 44),
+    "left_eye_outer_corner": (45,), "left_eye_lower_lid": (46, 47),
+    "nose_bridge": (27,), "nose_tip": (30,), "right_nostril": (31,), "left_nostril": (35,),
+    "mouth_right_corner": (48,), "upper_lip_top": (51,), "mouth_left_corner": (54,),
+    "lower_lip_bottom": (57,), "upper_lip_inner": (62,), "lower_lip_inner": (66,),
+}
+# Body landmarks of mediapipe33 that OpenPose BODY_25 lacks but its face has.
+_OPENPOSE_FACE70_TO_BODY = {
+    "right_eye_outer": 36, "right_eye_inner": 39, "left_eye_inner": 42, "left_eye_outer": 45,
+    "mouth_right": 48, "mouth_left": 54,
+}
+_OP_BODY = _openpose_body_table()
+
+
+def holistic_from_openpose(body=None, left_hand=None, right_hand=None, face=None) -> np.ndarray:
+    """OpenPose parts -> (K, 3) ``holistic`` keypoints (x, y px, confidence).
+
+    body: (25, 3) BODY_25; left_hand / right_hand: (21, 3) (the subject's left/right, same
+    point order as MediaPipe's hand); face: (70, 3). Any part may be None (confidence 0).
+    Body: same names, big toe -> foot_index; eye corners and mouth corners of the body come
+    from the face when given. Face: see ``OPENPOSE_FACE70_TO_FACE``; midpoints take the
+    smaller confidence. Keypoints without a counterpart get confidence 0.
+    """
+    out = np.zeros((len(HOLISTIC), 3), dtype=np.float64)
+    if body is not None:
+        out[_OP_BODY[:, 0]] = body[_OP_BODY[:, 1]]
+    for prefix, hand in (("left_hand", left_hand), ("right_hand", right_hand)):
+        if hand is not None:
+            start = _HOLISTIC_INDEX[f"{prefix}.{HAND21[0]}"]
+            out[start:start + len(HAND21)] = hand
+    if face is not None:
+        for name, idx in OPENPOSE_FACE70_TO_FACE.items():
+            pts = face[list(idx)]
+            k = _HOLISTIC_INDEX[f"face.{name}"]
+            out[k, :2] = pts[:, :2].mean(0)
+            out[k, 2] = pts[:, 2].min()
+        for name, i in _OPENPOSE_FACE70_TO_BODY.items():
+            out[_HOLISTIC_INDEX[name]] = face[i]
+    out[out[:, 2] <= 0] = 0.0
+    return out
+
+
+_OPENPOSE_PARTS = (
+    ("pose_keypoints_2d", 25, "BODY_25"),
+    ("hand_left_keypoints_2d", 21, "hand"),
+    ("hand_right_keypoints_2d", 21, "hand"),
+    ("face_keypoints_2d", 70, "face-70"),
+)
+
+
+def _openpose_frame(path: Path, data=None) -> list:
+    if data is None:
+        data = _load_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("people"), list):
+        raise InputError(path, 'expected OpenPose JSON: an object with a "people" list')
+    people = []
+    for i, person in enumerate(data["people"]):
+        if not isinstance(person, dict):
+            raise InputError(path, f"people[{i}]: expected an object")
+        parts = []
+        for key, n, what in _OPENPOSE_PARTS:
+            arr = _floats(path, person.get(key), 3 * n, f"people[{i}].{key} ({what}: {n} x [x, y, c])",
+                          allow_empty=True)
+            parts.append(None if arr is None else arr.reshape(n, 3))
+        if all(p is None for p in parts):
+            raise InputError(path, f"people[{i}]: no pose_keypoints_2d, hand or face keypoints")
+        people.append((holistic_from_openpose(*parts), None))
+    return people
+
+
+def _natural_key(name: str):
+    return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", name)]
+
+
+def read_openpose(path, image_size=None) -> KeypointSequence:
+    """OpenPose JSON (BODY_25 + hands + face, one file per frame), or a folder of them
+    (a video; *.json sorted by name, numbers compared as numbers), in the ``holistic``
+    convention (see ``holistic_from_openpose``). OpenPose writes no image size: pass
+    image_size (H, W), else the keypoints' extent is used (warning)."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted((p for p in path.iterdir() if p.suffix.lower() == ".json" and p.is_file()),
+                       key=lambda p: _natural_key(p.name))
+        if not files:
+            raise InputError(path, "no .json files in this folder (expected OpenPose JSON, one per frame)")
+    else:
+        files = [path]
+    raw = [_openpose_frame(f) for f in files]
+    size = _check_image_size(image_size) or _guess_image_size(path, raw)
+    return _build(path, raw, [size] * len(raw), "holistic", f"openpose-json:{path.name}",
+                  [f.name for f in files])
+
+
+# --------------------------------------------------------------------------- hmrkit npz
+
+
+def write_evidence_npz(path, keypoints2d, convention: str, image_size, cam_K=None, fps=None) -> Path:
+    """Write an hmrkit evidence npz atomically (a temporary file in the same folder, then
+    os.replace), so a failure never leaves a half-written file.
+
+    keypoints2d: (T, P, K, 3) x, y pixels and confidence in [0, 1] (0 = absent).
+    convention:  a name of ``hmrkit.conventions`` with K keypoints.
+    image_size:  (H, W) pixels.
+    cam_K:       optional (T, 3, 3) intrinsics, pixels.
+    fps:         optional frames per second.
+    """
+    path = Path(path)
+    kp = np.asarray(keypoints2d, dtype=np.float32)
+    if kp.ndim != 4 or kp.shape[-1] != 3:
+        raise ValueError(f"keypoints2d: expected shape (T, P, K, 3), got {kp.shape}")
+    k = len(conventions.get(convention))
+    if kp.shape[2] != k:
+        raise ValueError(f"keypoints2d: convention {convention!r} has {k} keypoints, got shape {kp.shape}")
+    if not np.isfinite(kp).all():
+        raise ValueError("keypoints2d: contains NaN or inf")
+    size = _check_image_size(image_size)
+    arrays = {
+        "keypoints2d": kp,
+        "convention": np.array(convention),
+        "image_size": np.array(size, dtype=np.int64),
+    }
+    if cam_K is not None:
+        cam_K = np.asarray(cam_K, dtype=np.float64)
+        if cam_K.shape != (kp.shape[0], 3, 3):
+            raise ValueError(f"cam_K: expected shape ({kp.shape[0]}, 3, 3), got {cam_K.shape}")
+        arrays["cam_K"] = cam_K
+    if fps is not None:
+        if not (float(fps) > 0 and math.isfinite(float(fps))):
+            raise ValueError(f"fps must be a positive number, got {fps!r}")
+        arrays["fps"] = np.array(float(fps))
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            np.savez_compressed(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_evidence_npz(path) -> KeypointSequence:
+    """Read an hmrkit evidence npz (see ``write_evidence_npz``): keys keypoints2d
+    (T, P, K, 3), convention, image_size (H, W), optional cam_K (T, 3, 3), optional fps."""
+    path = Path(path)
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except Exception as e:  # zipfile.BadZipFile, ValueError, OSError, EOFError
+        raise InputError(path, f"not a readable npz file ({type(e).__name__}: {e})") from None
+    if not hasattr(npz, "files"):
+        raise InputError(path, "expected an npz archive of named arrays, found a single .npy array")
+    with npz:
+        missing = [key for key in ("keypoints2d", "convention", "image_size") if key not in npz.files]
+        if missing:
+            raise InputError(path, f"missing arrays {missing}; an hmrkit evidence npz needs keypoints2d, "
+                                   f"convention, image_size")
+        try:
+            kp = np.asarray(npz["keypoints2d"], dtype=np.float64)
+            convention = str(npz["convention"][()]) if npz["convention"].ndim == 0 else None
+            size = np.asarray(npz["image_size"])
+            cam_K = np.asarray(npz["cam_K"], dtype=np.float64) if "cam_K" in npz.files else None
+            fps = np.asarray(npz["fps"]) if "fps" in npz.files else None
+        except (ValueError, TypeError) as e:
+            raise InputError(path, f"unreadable arrays ({e})") from None
+    if convention is None:
+        raise InputError(path, "convention: expected a single string")
+    if convention not in conventions.available():
+        raise InputError(path, f"unknown keypoint convention {convention!r}; known: {conventions.available()}")
+    k = len(conventions.get(convention))
+    if kp.ndim != 4 or kp.shape[2:] != (k, 3):
+        raise InputError(path, f"keypoints2d: expected shape (T, P, {k}, 3) for {convention}, got {kp.shape}")
+    if kp.shape[0] == 0 or kp.shape[1] == 0:
+        raise NoPersonError(path, f"keypoints2d is empty, shape {kp.shape}")
+    if not np.isfinite(kp).all():
+        raise InputError(path, "keypoints2d: contains NaN or inf")
+    if size.shape != (2,) or not np.issubdtype(size.dtype, np.number) or (size <= 0).any():
+        raise InputError(path, f"image_size: expected positive (H, W), got {size.tolist()}")
+    if cam_K is not None and (cam_K.shape != (kp.shape[0], 3, 3) or not np.isfinite(cam_K).all()):
+        raise InputError(path, f"cam_K: expected finite shape ({kp.shape[0]}, 3, 3), got {cam_K.shape}")
+    if fps is not None:
+        if fps.shape != () or not np.issubdtype(fps.dtype, np.number) or not float(fps) > 0:
+            raise InputError(path, f"fps: expected a positive number, got {fps.tolist()!r}")
+        fps = float(fps)
+    hw = (int(size[0]), int(size[1]))
+    raw = [[(kp[t, p], None) for p in range(kp.shape[1])] for t in range(kp.shape[0])]
+    return _build(path, raw, [hw] * len(raw), convention, f"hmrkit-npz:{path.name}",
+                  range(kp.shape[0]), cam_K=cam_K, fps=fps)
+
+
+# --------------------------------------------------------------------------- entry point
+
+_ACCEPTED = "a COCO keypoint JSON, an OpenPose JSON (or a folder of them) or an hmrkit evidence .npz"
+
+
+def read_keypoint_file(path, image_size=None) -> KeypointSequence:
+    """Read keypoints from ``path``: COCO keypoint results or annotations JSON (coco17),
+    OpenPose JSON or a folder of OpenPose JSON files (holistic), or an hmrkit evidence npz.
+
+    image_size (H, W): used when the file has none (COCO results, OpenPose); without it the
+    keypoints' extent is used, with a warning. Raises InputError naming the file.
+    """
+    path = Path(path)
+    image_size = _check_image_size(image_size)
+    if not path.exists():
+        raise InputError(path, f"no such file or folder (expected {_ACCEPTED})")
+    if path.is_dir():
+        return read_openpose(path, image_size)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return read_evidence_npz(path)
+    if suffix != ".json":
+        raise InputError(path, f"unsupported keypoint file type {suffix or '(no suffix)'!r}; expected {_ACCEPTED}")
+    data = _load_json(path)
+    if isinstance(data, list):
+        return read_coco_results(path, data, image_size)
+    if isinstance(data, dict):
+        if "people" in data:
+            return _read_openpose_single(path, data, image_size)
+        if "annotations" in data or "images" in data:
+            return read_coco_annotations(path, data)
+    raise InputError(path, 'unrecognised JSON layout: expected COCO results (a list), COCO annotations '
+                           '({"images", "annotations"}) or OpenPose ({"people": [...]})')
+
+
+def _read_openpose_single(path: Path, data, image_size) -> KeypointSequence:
+    """One OpenPose frame already parsed from ``path`` (see ``read_openpose``)."""
+    raw = [_openpose_frame(path, data)]
+    size = _check_image_size(image_size) or _guess_image_size(path, raw)
+    return _build(path, raw, [size], "holistic", f"openpose-json:{path.name}", [path.name])
