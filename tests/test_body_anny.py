@@ -214,3 +214,13 @@ def test_wrong_shapes_raise_clear_errors(anny_body):
         b(BodyParams(p.global_orient, p.pose[:, :23], p.shape, p.transl))
     with pytest.raises(ValueError, match="float64"):
         b(p.to(torch.float64))
+
+
+def test_forward_joints_matches_forward(anny_body):
+    b = anny_body
+    p = random_params(b, 3)
+    assert torch.allclose(b.forward_joints(p), b(p).joints, atol=1e-5)
+    shared = BodyParams(p.global_orient, p.pose, p.shape[:1].expand(3, -1), p.transl, p.expression)
+    assert torch.allclose(b.forward_joints(shared), b(shared).joints, atol=1e-5)
+    loop = torch.cat([b(shared[i]).vertices for i in range(3)])
+    assert torch.allclose(b(shared).vertices, loop, atol=1e-5)

@@ -1,0 +1,166 @@
+"""Priors over a body model's parameters: a pose GMM learned from mocap, hinge joint limits,
+and a shape prior. Each works through the BodyModel metadata only.
+
+The pose GMM (SMPLify's choice: 8 full-covariance Gaussians) lives in the body model's own
+joint space: the axis-angle vectors of the body joints of the regression skeleton (fingers
+excluded), concatenated. ``scripts/build_pose_prior.py`` learns it from the CMU mocap
+retargeted onto the body model; the small result ships in ``hmrkit/weights``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from hmrkit.geometry.rotation import rotmat_to_aa
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+_FINGER_WORDS = ("thumb", "index", "middle", "ring", "pinky")
+
+
+def body_joint_indices(body) -> list[int]:
+    """Indices into ``BodyParams.pose`` of the body joints (fingers, jaw and eyes excluded)."""
+    out = []
+    for i, n in enumerate(body.pose_joint_names):
+        if any(w in n for w in _FINGER_WORDS) or n in ("jaw",) or n.endswith("_eye_smplx"):
+            continue
+        out.append(i)
+    return out
+
+
+def hand_joint_indices(body, side: str) -> list[int]:
+    """Indices into ``BodyParams.pose`` of one hand's finger joints (side: left|right)."""
+    return [i for i, n in enumerate(body.pose_joint_names)
+            if n.startswith(side + "_") and any(w in n for w in _FINGER_WORDS)]
+
+
+class PoseGMM(nn.Module):
+    """Gaussian mixture over concatenated axis-angle body-joint rotations.
+
+    Buffers: means (M, D), precisions (M, D, D), log_weights (M,) including the
+    normalising constant of each component. ``forward(pose)`` returns the SMPLify-style
+    energy: the minimum over components of 0.5 * Mahalanobis^2 - log weight (B,)."""
+
+    def __init__(self, means: Tensor, covariances: Tensor, weights: Tensor, joint_names):
+        super().__init__()
+        M, D = means.shape
+        prec = torch.linalg.inv(covariances)
+        _, logdet = torch.linalg.slogdet(covariances)
+        log_w = torch.log(weights) - 0.5 * logdet - 0.5 * D * math.log(2 * math.pi)
+        self.register_buffer("means", means.float(), persistent=False)
+        self.register_buffer("precisions", prec.float(), persistent=False)
+        self.register_buffer("log_weights", log_w.float(), persistent=False)
+        self.joint_names = tuple(joint_names)
+
+    @staticmethod
+    def load(path) -> "PoseGMM":
+        z = np.load(path, allow_pickle=False)
+        return PoseGMM(torch.from_numpy(z["means"]), torch.from_numpy(z["covariances"]),
+                       torch.from_numpy(z["weights"]), [str(n) for n in z["joint_names"]])
+
+    def save(self, path, covariances: Tensor, weights: Tensor):
+        np.savez(path, means=self.means.numpy(), covariances=covariances.numpy(),
+                 weights=weights.numpy(), joint_names=np.array(self.joint_names))
+
+    def energy_aa(self, x: Tensor) -> Tensor:
+        """x (B, D) concatenated axis-angle -> (B,) min over components of
+        0.5 * (x - mu)^T P (x - mu) - log w_m (log w_m includes the normaliser)."""
+        d = x[:, None, :] - self.means[None].to(x.dtype)  # (B, M, D)
+        maha = torch.einsum("bmi,mij,bmj->bm", d, self.precisions.to(x.dtype), d)
+        e = 0.5 * maha - self.log_weights.to(x.dtype)[None]
+        return e.min(dim=1).values
+
+    def forward(self, body_pose: Tensor) -> Tensor:
+        """body_pose (B, Jb, 3, 3) rotations of the body joints, in ``joint_names`` order -> (B,)."""
+        x = rotmat_to_aa(body_pose).reshape(body_pose.shape[0], -1)
+        return self.energy_aa(x)
+
+
+def load_pose_prior(body) -> PoseGMM | None:
+    """The shipped GMM for ``body.name`` (anny; smpl/smplh/smplx share the SMPL one), or None."""
+    name = "anny" if body.name == "anny" else "smpl"
+    path = WEIGHTS_DIR / f"pose_prior_{name}.npz"
+    if not path.exists():
+        return None
+    gmm = PoseGMM.load(path)
+    names = [body.pose_joint_names[i] for i in body_joint_indices(body)]
+    if list(gmm.joint_names) != names:
+        return None
+    return gmm
+
+
+# Hinge joints: which way they bend, in the body frame at rest (y up, facing +z, left +x).
+# The flexion axis is computed from the rest skeleton: the limb below the joint must turn
+# towards ``bend_towards`` (knees backwards, elbows forwards).
+HINGES = {
+    "left_knee": ("left_ankle", (0.0, 0.0, -1.0)),
+    "right_knee": ("right_ankle", (0.0, 0.0, -1.0)),
+    "left_elbow": ("left_wrist", (0.0, 0.0, 1.0)),
+    "right_elbow": ("right_wrist", (0.0, 0.0, 1.0)),
+}
+
+
+class HingePrior(nn.Module):
+    """Penalises bending hinge joints (knees, elbows) the wrong way and off their axis.
+
+    For each hinge, the flexion axis a is (limb direction at rest) x (bend direction); the
+    joint's axis-angle vector w splits into flexion f = w.a and the rest w - f a.
+    energy = sum exp(-f) - 1 + f for f < 0 (SMPLify's exponential bend prior, zero at rest)
+    plus off_axis_weight * |w - f a|^2 (B,)."""
+
+    def __init__(self, body, off_axis_weight: float = 0.1):
+        super().__init__()
+        rest = body(body.mean_params(1))
+        names = body.joint_names
+        idx, axes = [], []
+        for joint, (child, towards) in HINGES.items():
+            if joint not in names or child not in names:
+                continue
+            d = rest.joints[0, names.index(child)] - rest.joints[0, names.index(joint)]
+            d = d / d.norm()
+            a = torch.linalg.cross(d, torch.tensor(towards, dtype=d.dtype))
+            axes.append(a / a.norm())
+            idx.append(names.index(joint) - 1)
+        self.register_buffer("index", torch.tensor(idx, dtype=torch.long), persistent=False)
+        self.register_buffer("axes", torch.stack(axes).detach(), persistent=False)
+        self.off_axis_weight = off_axis_weight
+
+    def flexion(self, pose: Tensor) -> Tensor:
+        """(B, J, 3, 3) -> (B, H) flexion angles (radians, positive = natural bend)."""
+        w = rotmat_to_aa(pose[:, self.index])
+        return (w * self.axes.to(w.dtype)).sum(-1)
+
+    def forward(self, pose: Tensor) -> Tensor:
+        w = rotmat_to_aa(pose[:, self.index])
+        a = self.axes.to(w.dtype)
+        f = (w * a).sum(-1)
+        neg = torch.clamp(f, max=0.0)
+        bend = torch.exp(-neg) - 1.0 + neg  # 0 for f >= 0, grows fast for hyperextension
+        off = ((w - f[..., None] * a) ** 2).sum(-1)
+        return (bend + self.off_axis_weight * off).sum(-1)
+
+
+@dataclass(frozen=True)
+class ShapePrior:
+    """Gaussian shape prior: ((shape - mean) / std)^2 summed, (B,).
+
+    Anny phenotypes: mean 0.5, std 0.3 (the [0, 1] range is about +-1.7 std);
+    SMPL betas: N(0, 1) as in SMPLify."""
+
+    mean: float
+    std: float
+
+    @staticmethod
+    def for_body(body) -> "ShapePrior":
+        if body.name == "anny":
+            return ShapePrior(0.5, 0.3)
+        return ShapePrior(0.0, 1.0)
+
+    def __call__(self, shape: Tensor) -> Tensor:
+        return (((shape - self.mean) / self.std) ** 2).sum(-1)

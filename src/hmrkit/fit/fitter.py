@@ -1,0 +1,365 @@
+"""SMPLify-style staged fitting of a body model to 2D (and optional 3D) keypoints.
+
+Stages (METHODS.md, SPIN's SMPLify): (1) camera translation and global orientation on the
+torso, with a depth anchor to the initial estimate, trying the body facing the camera and
+facing away and keeping the better; (2) body pose, shape, global orientation and
+translation on all body keypoints with the pose GMM, hinge (bend) and shape priors;
+(3) fingers and facial expression where hand and face keypoints exist. Adam throughout.
+Full perspective camera with the given intrinsics. Everything is batched: B frames (or
+people) are fitted at once; for a video, ``smooth`` couples consecutive frames.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+
+import roma
+import torch
+from torch import Tensor
+
+from hmrkit import conventions as C
+from hmrkit.body.base import BodyModel
+from hmrkit.body.priors import HingePrior, ShapePrior, body_joint_indices, load_pose_prior
+from hmrkit.fit.losses import geman_mcclure, keypoints3d_loss, reprojection_loss, smoothness_loss
+from hmrkit.geometry.camera import project
+from hmrkit.geometry.procrustes import similarity_procrustes
+from hmrkit.geometry.rotation import rotmat_from_6d, rotmat_to_6d, rotmat_to_aa
+from hmrkit.types import BodyParams, Camera, Prediction
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Settings of the staged fit. Weights follow SPIN's SMPLify where they exist."""
+
+    camera_iters: int = 40
+    body_iters: int = 120
+    detail_iters: int = 40
+    lr: float = 0.03
+    sigma: float = 100.0  # Geman-McClure scale, px in 224-px crop units (SPIN)
+    w_pose_prior: float = 4.78 ** 2 * 0.01  # our GMM energy is a true -log p (larger than SMPLify's)
+    w_shape_prior: float = 5.0 ** 2 * 0.01
+    w_bend: float = 15.2 ** 2 * 0.05
+    w_depth_anchor: float = 100.0
+    w_keypoints3d: float = 0.0  # weight of MediaPipe-style world landmarks (0 = off)
+    w_smooth: float = 0.0  # temporal smoothness on joints (video)
+    w_hands: float = 1.0
+    w_face: float = 1.0
+    w_finger_prior: float = 0.05
+    w_expression_prior: float = 0.5
+    min_confidence: float = 0.2  # keypoints below this are ignored
+    min_keypoints: int = 6  # fewer confident body keypoints -> not valid
+    fit_hands: bool = True
+    fit_face: bool = True
+    try_flip: bool = True
+
+
+TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
+
+
+def _split_holistic(convention: str):
+    """[(body convention, slice into the evidence, kind)] for an evidence convention."""
+    if convention == "holistic":
+        n_body, n_hand = 33, 21
+        n_face = len(C.FACE)
+        return [
+            ("mediapipe33", slice(0, n_body), "body"),
+            ("hand21_left", slice(n_body, n_body + n_hand), "hand"),
+            ("hand21_right", slice(n_body + n_hand, n_body + 2 * n_hand), "hand"),
+            ("face", slice(n_body + 2 * n_hand, n_body + 2 * n_hand + n_face), "face"),
+        ]
+    return [(convention, slice(0, len(C.get(convention))), "body")]
+
+
+def _names(conv: str):
+    if conv.startswith("hand21"):
+        return C.HAND21
+    return C.get(conv).names
+
+
+class Fitter:
+    """Fits ``body`` to keypoints. Reusable across calls (priors are built once)."""
+
+    def __init__(self, body: BodyModel, config: FitConfig = FitConfig()):
+        self.body = body
+        self.config = config
+        self.pose_prior = load_pose_prior(body)
+        self.hinge = HingePrior(body)
+        self.shape_prior = ShapePrior.for_body(body)
+        self.body_idx = body_joint_indices(body)
+        all_idx = set(range(body.num_pose_joints))
+        self.finger_idx = sorted(all_idx - set(self.body_idx))
+
+    # ------------------------------------------------------------------ helpers
+    def _parts(self, convention: str, kp2d: Tensor, kp3d: Tensor | None):
+        """Evidence split into parts the body model has regressors for."""
+        parts = []
+        for conv, sl, kind in _split_holistic(convention):
+            if conv not in self.body.regressors:
+                if kind == "body":
+                    # convert by name into a convention the body has
+                    target = "mediapipe33" if "mediapipe33" in self.body.regressors else "coco17"
+                    kp = torch.as_tensor(C.convert_with_confidence(kp2d[:, sl].cpu().numpy(), conv, target),
+                                         dtype=kp2d.dtype)
+                    parts.append((target, kp, None, kind))
+                continue
+            valid = self.body.keypoint_valid(conv).to(kp2d.dtype)
+            kp = kp2d[:, sl].clone()
+            kp[..., 2] = kp[..., 2] * valid * (kp[..., 2] >= self.config.min_confidence)
+            k3 = None
+            if kp3d is not None:
+                k3 = kp3d[:, sl].clone()
+                k3[..., 3] = k3[..., 3] * valid
+            parts.append((conv, kp, k3, kind))
+        return parts
+
+    def _predict(self, params: BodyParams, parts, K: Tensor):
+        out = self.body(params)
+        result = []
+        for conv, kp, k3, kind in parts:
+            X = self.body.keypoints(out, conv)
+            result.append((X, project(X, K)))
+        return out, result
+
+    def _init_camera(self, parts, K: Tensor, kp3d_body: Tensor | None, mean: BodyParams):
+        """Initial global orientation (B, 3, 3) and translation (B, 3) from torso geometry."""
+        body_conv, kp, k3, _ = parts[0]
+        names = _names(body_conv)
+        B = kp.shape[0]
+        dtype = kp.dtype
+        rest_out = self.body(mean[:1])
+        rest = self.body.keypoints(rest_out, body_conv)[0]  # (K, 3) body frame
+        conf = kp[..., 2]
+        # default: upright and facing the camera = 180 deg about x (y up -> image up)
+        facing = torch.tensor([[1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]], dtype=dtype)
+        R = facing.expand(B, 3, 3).clone()
+        if k3 is not None:
+            # rotation from the body frame to the camera frame by Procrustes on the torso
+            # and head points of the world landmarks
+            w = k3[..., 3] * (k3[..., 3] > 0.5)
+            for b in range(B):
+                if (w[b] > 0).sum() >= 4:
+                    _, Rb, _ = similarity_procrustes(rest, k3[b, :, :3], w[b])
+                    R[b] = Rb
+        # depth from limb lengths: model length / image length, least foreshortened quartile
+        f = 0.5 * (K[:, 0, 0] + K[:, 1, 1])
+        conv = C.get(body_conv) if not body_conv.startswith("hand21") else C.get("hand21")
+        edges = torch.tensor(conv.edges, dtype=torch.long)
+        l3 = (rest[edges[:, 0]] - rest[edges[:, 1]]).norm(dim=-1)  # (E,)
+        l2 = (kp[:, edges[:, 0], :2] - kp[:, edges[:, 1], :2]).norm(dim=-1)  # (B, E)
+        ok = (conf[:, edges[:, 0]] > 0) & (conf[:, edges[:, 1]] > 0) & (l2 > 2) & (l3 > 0.05)
+        transl = torch.zeros(B, 3, dtype=dtype)
+        for b in range(B):
+            if ok[b].sum() == 0:
+                depth = torch.tensor(3.0, dtype=dtype)
+            else:
+                ratio = (l3[ok[b]] / l2[b, ok[b]])
+                depth = f[b] * torch.quantile(ratio, 0.25)
+            vis = conf[b] > 0
+            if vis.sum() == 0:
+                transl[b] = torch.tensor([0.0, 0.0, 3.0], dtype=dtype)
+                continue
+            uv = (kp[b, vis, :2] * conf[b, vis, None]).sum(0) / conf[b, vis].sum()
+            p3 = (rest[vis] * conf[b, vis, None]).sum(0) / conf[b, vis].sum()
+            ray = torch.stack([(uv[0] - K[b, 0, 2]) / K[b, 0, 0], (uv[1] - K[b, 1, 2]) / K[b, 1, 1],
+                               torch.ones((), dtype=dtype)])
+            transl[b] = ray * depth - R[b] @ p3
+        return R, transl
+
+    # ------------------------------------------------------------------ main entry
+    def fit(self, kp2d: Tensor, convention: str, K: Tensor, init: BodyParams | None = None,
+            kp3d: Tensor | None = None, smooth: bool = False, progress=None) -> Prediction:
+        """Fit the body to keypoints.
+
+        kp2d (B, K, 3) pixels + confidence in ``convention``; K (B, 3, 3) intrinsics;
+        init: a starting estimate (e.g. a regressor's, or the previous frame's) or None;
+        kp3d (B, K, 4) root-relative metric keypoints (camera axes) + confidence, or None;
+        smooth: the B inputs are consecutive video frames.
+        Returns a Prediction (params in the camera frame, detached)."""
+        cfg = self.config
+        body = self.body
+        t0 = time.perf_counter()
+        dtype = body.dtype
+        kp2d = torch.as_tensor(kp2d, dtype=dtype)
+        K = torch.as_tensor(K, dtype=dtype)
+        if kp3d is not None:
+            kp3d = torch.as_tensor(kp3d, dtype=dtype)
+        B = kp2d.shape[0]
+        if K.shape != (B, 3, 3):
+            raise ValueError(f"fit: K must be ({B}, 3, 3), got {tuple(K.shape)}")
+        parts = self._parts(convention, kp2d, kp3d)
+        body_kp = parts[0][1]
+        valid = (body_kp[..., 2] > 0).sum(-1) >= cfg.min_keypoints
+
+        # person size -> crop units, as SPIN's sigma is expressed in 224-px crops
+        vis = body_kp[..., 2] > 0
+        xy = body_kp[..., :2]
+        lo = torch.where(vis[..., None], xy, torch.full_like(xy, math.inf)).min(1).values
+        hi = torch.where(vis[..., None], xy, torch.full_like(xy, -math.inf)).max(1).values
+        size = (hi - lo).max(-1).values
+        size = torch.where(torch.isfinite(size), size, torch.full_like(size, 224.0)).clamp(min=32.0)
+        scale = 224.0 / size
+
+        mean = body.mean_params(B)
+        if init is None:
+            R0, t0_ = self._init_camera(parts, K, None, mean)
+            init = replace(mean, global_orient=R0, transl=t0_)
+            fresh = True
+        else:
+            init = init.to(dtype).detach()
+            fresh = False
+
+        # ---- stage 1: camera translation + global orientation on the torso
+        go6 = rotmat_to_6d(init.global_orient).clone()
+        transl = init.transl.clone()
+        pose6 = rotmat_to_6d(init.pose).clone()
+        shape = init.shape.clone()
+        expr = init.expression.clone() if init.expression is not None else None
+        names = _names(parts[0][0])
+        torso = [names.index(n) for n in TORSO if n in names]
+        torso_kp = body_kp.clone()
+        mask = torch.zeros(body_kp.shape[1], dtype=torch.bool)
+        mask[torso] = True
+        if fresh and int((body_kp[:, mask, 2] > 0).sum(-1).min()) < 3:
+            mask[:] = True  # too little torso: use every body keypoint
+        torso_kp[:, ~mask, 2] = 0.0
+        tz0 = transl[:, 2].clone()
+        stage_parts = [(parts[0][0], torso_kp, None, "body")]
+
+        if fresh and cfg.try_flip:
+            # also try the body facing away (rotated 180 deg about the camera's y axis)
+            flip = torch.diag(torch.tensor([-1.0, 1.0, -1.0], dtype=dtype))
+            go6 = torch.cat([go6, rotmat_to_6d(flip @ rotmat_from_6d(go6))])
+            transl = torch.cat([transl, transl])
+            pose6_s, shape_s = torch.cat([pose6, pose6]), torch.cat([shape, shape])
+            expr_s = torch.cat([expr, expr]) if expr is not None else None
+            K_s, scale_s, tz_s = torch.cat([K, K]), torch.cat([scale, scale]), torch.cat([tz0, tz0])
+            sp = [(stage_parts[0][0], torch.cat([torso_kp, torso_kp]), None, "body")]
+        else:
+            pose6_s, shape_s, expr_s, K_s, scale_s, tz_s, sp = pose6, shape, expr, K, scale, tz0, stage_parts
+
+        go6.requires_grad_(True)
+        transl.requires_grad_(True)
+        opt = torch.optim.Adam([go6, transl], lr=cfg.lr)
+        pose_fixed = rotmat_from_6d(pose6_s)
+        for it in range(cfg.camera_iters if fresh else cfg.camera_iters // 2):
+            opt.zero_grad()
+            p = BodyParams(rotmat_from_6d(go6), pose_fixed, shape_s, transl, expr_s)
+            _, preds = self._predict(p, sp, K_s)
+            per = reprojection_loss(preds[0][1], sp[0][1], scale_s, cfg.sigma)
+            per = per + cfg.w_depth_anchor * (transl[:, 2] - tz_s) ** 2
+            per.sum().backward()
+            opt.step()
+        with torch.no_grad():
+            p = BodyParams(rotmat_from_6d(go6), pose_fixed, shape_s, transl, expr_s)
+            _, preds = self._predict(p, sp, K_s)
+            per = reprojection_loss(preds[0][1], sp[0][1], scale_s, cfg.sigma)
+        go6, transl = go6.detach(), transl.detach()
+        if fresh and cfg.try_flip:
+            choose = per[:B] <= per[B:]
+            # the 3D landmarks, when given, already fixed the facing direction
+            if kp3d is not None:
+                choose = torch.ones_like(choose)
+            go6 = torch.where(choose[:, None], go6[:B], go6[B:])
+            transl = torch.where(choose[:, None], transl[:B], transl[B:])
+
+        # ---- stage 2: body pose, shape, orientation, translation
+        go6.requires_grad_(True)
+        transl.requires_grad_(True)
+        pose6 = pose6.clone().requires_grad_(True)
+        shape = shape.clone().requires_grad_(True)
+        opt = torch.optim.Adam([go6, transl, pose6, shape], lr=cfg.lr)
+        body_parts = [parts[0]]
+        body_idx = torch.tensor(self.body_idx)
+        lo_s, hi_s = body.shape_range if body.shape_range is not None else (-math.inf, math.inf)
+        iters = cfg.body_iters if progress is None else cfg.body_iters
+        for it in range(iters):
+            opt.zero_grad()
+            pose = rotmat_from_6d(pose6)
+            p = BodyParams(rotmat_from_6d(go6), pose, shape.clamp(lo_s, hi_s), transl, expr)
+            out, preds = self._predict(p, body_parts, K)
+            loss = self._energy(p, out, preds, body_parts, K, scale, smooth, stage="body")
+            loss.sum().backward()
+            opt.step()
+            if progress is not None:
+                progress(1)
+
+        # ---- stage 3: fingers and expression, on hand and face keypoints
+        detail = [pt for pt in parts[1:] if pt[3] in ("hand", "face") and (pt[1][..., 2] > 0).any()]
+        detail = [pt for pt in detail if (pt[3] == "hand" and cfg.fit_hands) or (pt[3] == "face" and cfg.fit_face)]
+        if detail and cfg.detail_iters > 0:
+            go6 = go6.detach()
+            transl = transl.detach()
+            shape_d = shape.detach()
+            base6 = pose6.detach()
+            free = torch.tensor(sorted(set(self.finger_idx) | self._wrist_idx()))
+            sub6 = base6[:, free].clone().requires_grad_(True)
+            params_d = [sub6]
+            if expr is not None and any(pt[3] == "face" for pt in detail):
+                expr = expr.clone().requires_grad_(True)
+                params_d.append(expr)
+            opt = torch.optim.Adam(params_d, lr=cfg.lr)
+            for it in range(cfg.detail_iters):
+                opt.zero_grad()
+                full6 = base6.index_copy(1, free, sub6)
+                e = expr.clamp(0, 1) if expr is not None else None
+                p = BodyParams(rotmat_from_6d(go6), rotmat_from_6d(full6), shape_d.clamp(lo_s, hi_s), transl, e)
+                out, preds = self._predict(p, [parts[0]] + detail, K)
+                loss = self._energy(p, out, preds, [parts[0]] + detail, K, scale, smooth, stage="detail")
+                loss.sum().backward()
+                opt.step()
+            pose6 = base6.index_copy(1, free, sub6.detach())
+            if expr is not None:
+                expr = expr.detach().clamp(0, 1)
+
+        with torch.no_grad():
+            final = BodyParams(rotmat_from_6d(go6.detach()), rotmat_from_6d(pose6.detach()),
+                               shape.detach().clamp(lo_s, hi_s), transl.detach(),
+                               expr.detach() if expr is not None else None)
+            out, preds = self._predict(final, parts, K)
+            err = []
+            for (conv, kp, _, _), (_, uv) in zip(parts, preds):
+                d = (uv - kp[..., :2]).norm(dim=-1)
+                w = (kp[..., 2] > 0).to(d.dtype)
+                err.append((d * w).sum(-1) / w.sum(-1).clamp(min=1))
+        info = {
+            "time_s": time.perf_counter() - t0,
+            "mean_px_error": err[0],
+            "parts": [p[0] for p in parts],
+            "part_px_error": err,
+        }
+        return Prediction(params=final, camera=Camera(K=K), method="fit", valid=valid, output=out, info=info)
+
+    def _wrist_idx(self) -> set:
+        names = self.body.pose_joint_names
+        return {names.index(n) for n in ("left_wrist", "right_wrist") if n in names}
+
+    def _energy(self, p: BodyParams, out, preds, parts, K, scale, smooth, stage) -> Tensor:
+        cfg = self.config
+        total = 0.0
+        for (conv, kp, k3, kind), (X, uv) in zip(parts, preds):
+            w = {"body": 1.0, "hand": cfg.w_hands, "face": cfg.w_face}[kind]
+            total = total + w * reprojection_loss(uv, kp, scale, cfg.sigma)
+            if k3 is not None and cfg.w_keypoints3d > 0 and kind == "body":
+                names = _names(conv)
+                if "left_hip" in names and "right_hip" in names:
+                    li, ri = names.index("left_hip"), names.index("right_hip")
+                    root_p = 0.5 * (X[:, li] + X[:, ri])
+                    root_o = 0.5 * (k3[:, li, :3] + k3[:, ri, :3])
+                    # the 3D term is about pose: compare in the camera axes, root-relative
+                    total = total + cfg.w_keypoints3d * keypoints3d_loss(X, k3, root_p, root_o)
+        body_pose = p.pose[:, self.body_idx]
+        if self.pose_prior is not None:
+            total = total + cfg.w_pose_prior * self.pose_prior(body_pose)
+        else:
+            total = total + cfg.w_pose_prior * (rotmat_to_aa(body_pose) ** 2).sum((-1, -2)) / 0.25
+        total = total + cfg.w_bend * self.hinge(p.pose)
+        total = total + cfg.w_shape_prior * self.shape_prior(p.shape)
+        if stage == "detail" and self.finger_idx:
+            total = total + cfg.w_finger_prior * (rotmat_to_aa(p.pose[:, self.finger_idx]) ** 2).sum((-1, -2))
+            if p.expression is not None:
+                total = total + cfg.w_expression_prior * (p.expression ** 2).sum(-1)
+        if smooth and cfg.w_smooth > 0 and p.batch_size > 1:
+            total = total + cfg.w_smooth * smoothness_loss(out.joints)
+        return total
