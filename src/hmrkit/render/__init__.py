@@ -1,0 +1,29 @@
+"""Mesh overlays, side views and keypoint drawings (pyrender, headless OSMesa or EGL).
+
+pyrender is imported by the functions that render (``pip install "hmrkit[render]"``,
+``apt-get install libosmesa6``); importing this package is cheap.
+"""
+
+from hmrkit.render.overlay import (
+    PALETTE,
+    RendererUnavailable,
+    clear_renderer_cache,
+    draw_keypoints,
+    overlay_panel,
+    render_mesh,
+    render_overlay,
+    render_side_view,
+    side_view_vertices,
+)
+
+__all__ = [
+    "PALETTE",
+    "RendererUnavailable",
+    "clear_renderer_cache",
+    "draw_keypoints",
+    "overlay_panel",
+    "render_mesh",
+    "render_overlay",
+    "render_side_view",
+    "side_view_vertices",
+]
