@@ -110,7 +110,7 @@ def test_split_joint_composes_to_full_rotation(anny_body64):
     pose[0, b.joint_names.index("spine1") - 1] = R
     out = b(BodyParams(p.global_orient, pose, p.shape, p.transl, p.expression))
     bones = b.anny.bone_labels
-    heads = b.anny()["bone_poses"][0, :, :3, 3] @ b.body_from_anny.T
+    heads = b.anny(phenotype_kwargs=p.shape)["bone_poses"][0, :, :3, 3] @ b.body_from_anny.T
     S4 = heads[bones.index("spine04")]
     N = joint(b, rest, "neck")[0]
     half = rotmat_power(R, 0.5)
@@ -127,7 +127,7 @@ def test_gradients_recover_pose_from_joints(anny_body):
     pose = target.pose.clone()
     for i in idx:
         pose[0, i] = roma.rotvec_to_rotmat(torch.randn(3) * 0.5)
-    target = BodyParams(target.global_orient, pose, torch.full((1, 6), 0.5), target.transl, target.expression)
+    target = BodyParams(target.global_orient, pose, target.shape, target.transl, target.expression)
     goal = b(target).joints.detach()
 
     # optimise the four perturbed joints (6D), the others held at rest

@@ -25,9 +25,11 @@ Rotations in ``BodyParams.pose`` are local rotations in the body frame's axes at
 (the ``local-ref`` parameterisation, conjugated into hmrkit's frame).
 
 Shape. ``BodyParams.shape`` holds Anny's six phenotypes, each in [0, 1] (``SHAPE_RANGE``):
-gender (0 female, 1 male), age (0 baby, 1/3 child, 2/3 young adult, 1 elder;
-anchors: newborn -1/3 is outside the range), muscle, weight, height, proportions. The mean
-body (all 0.5) is a young adult of about 1.63 m.
+gender (0 male, 1 female), age (0 baby, 1/3 child, 2/3 young adult, 1 elder; Anny's
+newborn anchor, -1/3, is outside the range), muscle, weight, height, proportions.
+``mean_params`` uses ``MEAN_SHAPE``: the young-adult age anchor (2/3) and 0.5 for the
+rest, an androgynous adult of about 1.8 m; the centre of the space (all 0.5) would be a
+1.63 m teenager.
 
 Expression. With ``expression=True`` (default), ``BodyParams.expression`` holds Anny's 52
 ARKit-style facial actions, each in [0, 1].
@@ -54,6 +56,7 @@ BODY_FROM_ANNY = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0
 
 SHAPE_NAMES = ("gender", "age", "muscle", "weight", "height", "proportions")
 SHAPE_RANGE = (0.0, 1.0)
+MEAN_SHAPE = (0.5, 2.0 / 3.0, 0.5, 0.5, 0.5, 0.5)
 
 _FINGERS = ("thumb", "index", "middle", "ring", "pinky")
 
@@ -169,7 +172,9 @@ class AnnyBody(BodyModel):
         return int(self.anny.template_vertices.shape[0])
 
     def mean_params(self, batch_size: int = 1) -> BodyParams:
-        return self._identity_params(batch_size, 0.5)
+        params = self._identity_params(batch_size, 0.5)
+        shape = torch.tensor(MEAN_SHAPE, dtype=params.shape.dtype).expand(batch_size, -1).clone()
+        return BodyParams(params.global_orient, params.pose, shape, params.transl, params.expression)
 
     def anny_deltas(self, params: BodyParams) -> Tensor:
         """(B, 104, 4, 4) Anny ``local-ref`` deltas for params.pose (root at identity)."""
@@ -255,6 +260,7 @@ def _anny_regressors(body: AnnyBody) -> dict:
     import anny
 
     V = body.num_vertices
+    dtype = body.anny.template_vertices.dtype
     jidx = {n: V + i for i, n in enumerate(body.joint_names)}
     coco = anny.KeypointsRegressor.coco(body.anny)
     coco_entries = {}
@@ -265,25 +271,32 @@ def _anny_regressors(body: AnnyBody) -> dict:
         coco_entries[label] = [(int(i), float(x)) for i, x in zip(nz, ww)]
 
     picks = _anny_vertex_picks(body)
+    from hmrkit.body.anny_face import anny_face_entries
+    from hmrkit.conventions import FACE
+
+    face = dict(zip(FACE, anny_face_entries(V)))
 
     def joint(name):
         return [(jidx[name], 1.0)]
 
     regressors = {}
     regressors["coco17"] = KeypointRegressor.from_entries(
-        COCO17, [coco_entries[n] for n in COCO17], V
+        COCO17, [coco_entries[n] for n in COCO17], V, dtype
     )
     mp = {n: coco_entries[n] for n in COCO17}
+    # MediaPipe Pose's face points are FaceMesh points: take them from the face landmarks
+    # (derived from MediaPipe FaceMesh on Anny renders, see anny_face.py)
+    mp["nose"] = face["nose_tip"]
     for side in ("left", "right"):
-        mp[f"{side}_eye_inner"] = picks[f"{side}_eye_inner"]
-        mp[f"{side}_eye_outer"] = picks[f"{side}_eye_outer"]
-        mp[f"mouth_{side}"] = picks[f"mouth_{side}"]
+        mp[f"{side}_eye_inner"] = face[f"{side}_eye_inner_corner"]
+        mp[f"{side}_eye_outer"] = face[f"{side}_eye_outer_corner"]
+        mp[f"mouth_{side}"] = face[f"mouth_{side}_corner"]
         mp[f"{side}_pinky"] = joint(f"{side}_pinky1")
         mp[f"{side}_index"] = joint(f"{side}_index1")
         mp[f"{side}_thumb"] = joint(f"{side}_thumb2")
         mp[f"{side}_heel"] = coco_entries[f"{side}_heel"]
         mp[f"{side}_foot_index"] = coco_entries[f"{side}_big_toe"]
-    regressors["mediapipe33"] = KeypointRegressor.from_entries(MEDIAPIPE33, [mp[n] for n in MEDIAPIPE33], V)
+    regressors["mediapipe33"] = KeypointRegressor.from_entries(MEDIAPIPE33, [mp[n] for n in MEDIAPIPE33], V, dtype)
 
     for side in ("left", "right"):
         entries = []
@@ -298,7 +311,7 @@ def _anny_regressors(body: AnnyBody) -> dict:
             k = {"cmc": 1, "mcp": 1, "pip": 2, "dip": 3} [part] if finger != "thumb" else \
                 {"cmc": 1, "mcp": 2, "ip": 3}[part]
             entries.append(joint(f"{side}_{finger}{k}"))
-        regressors[f"hand21_{side}"] = KeypointRegressor.from_entries(HAND21, entries, V)
+        regressors[f"hand21_{side}"] = KeypointRegressor.from_entries(HAND21, entries, V, dtype)
 
     smpl = []
     for n in SMPL24:
@@ -308,42 +321,19 @@ def _anny_regressors(body: AnnyBody) -> dict:
             smpl.append(joint(n.replace("_hand", "_middle1")))
         else:
             smpl.append(None)
-    regressors["smpl24"] = KeypointRegressor.from_entries(SMPL24, smpl, V)
+    regressors["smpl24"] = KeypointRegressor.from_entries(SMPL24, smpl, V, dtype)
+    regressors["face"] = KeypointRegressor.from_entries(FACE, [face[n] for n in FACE], V, dtype)
     return regressors
 
 
 def _anny_vertex_picks(body: AnnyBody) -> dict:
-    """Surface keypoints picked on the rest mesh (body frame: y up, facing +z, left +x).
-
-    - eye corners: the extreme (in x) vertices of each eye-cavity region, at the eye's
-      height band; inner = towards the face's midline;
-    - mouth corners: the extreme (in x) vertices of the mouth-cavity region;
-    - fingertips: the vertex of the distal phalanx farthest along the bone from its head.
-    Single vertices, so they move with the mesh under pose and shape."""
-    from anny.face_segmentation import get_face_segmentation_mask
-
+    """Fingertips picked on the rest mesh (body frame: y up, facing +z, left +x): the
+    vertex of the distal phalanx farthest along the bone from its head. Single vertices,
+    so they move with the mesh under pose and shape. (Face points come from
+    ``anny_face``.)"""
     rest = body.rest_output()
     v = rest.vertices[0].detach()
     picks = {}
-
-    def region_vertices(label):
-        mask = get_face_segmentation_mask(body.anny, [label])
-        f = body.anny.faces[mask]
-        return torch.unique(f.reshape(-1)).long()
-
-    for side, S in (("left", "L"), ("right", "R")):
-        eye = region_vertices(f"eye_cavity.{S}")
-        x = v[eye, 0]
-        outer = eye[x.argmax()] if side == "left" else eye[x.argmin()]
-        inner = eye[x.argmin()] if side == "left" else eye[x.argmax()]
-        picks[f"{side}_eye_outer"] = [(int(outer), 1.0)]
-        picks[f"{side}_eye_inner"] = [(int(inner), 1.0)]
-    mouth = region_vertices("mouth_cavity")
-    # the lip line: the front-most third of the cavity's vertices
-    z = v[mouth, 2]
-    front = mouth[z >= torch.quantile(z, 0.66)]
-    picks["mouth_left"] = [(int(front[v[front, 0].argmax()]), 1.0)]
-    picks["mouth_right"] = [(int(front[v[front, 0].argmin()]), 1.0)]
 
     labels = body.vertex_bone_labels()
     bone_labels = list(body.anny.bone_labels)

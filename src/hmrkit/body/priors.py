@@ -150,17 +150,17 @@ class HingePrior(nn.Module):
 class ShapePrior:
     """Gaussian shape prior: ((shape - mean) / std)^2 summed, (B,).
 
-    Anny phenotypes: mean 0.5, std 0.3 (the [0, 1] range is about +-1.7 std);
-    SMPL betas: N(0, 1) as in SMPLify."""
+    Anny phenotypes: mean ``body.mean_params`` (a young adult), std 0.3 (the [0, 1] range
+    is about +-1.7 std); SMPL betas: N(0, 1) as in SMPLify."""
 
-    mean: float
+    mean: tuple
     std: float
 
     @staticmethod
     def for_body(body) -> "ShapePrior":
-        if body.name == "anny":
-            return ShapePrior(0.5, 0.3)
-        return ShapePrior(0.0, 1.0)
+        mean = tuple(body.mean_params(1).shape[0].tolist())
+        return ShapePrior(mean, 0.3 if body.name == "anny" else 1.0)
 
     def __call__(self, shape: Tensor) -> Tensor:
-        return (((shape - self.mean) / self.std) ** 2).sum(-1)
+        mean = torch.tensor(self.mean, dtype=shape.dtype, device=shape.device)
+        return (((shape - mean) / self.std) ** 2).sum(-1)

@@ -26,7 +26,7 @@ BONES = (
     ("right_hip", "right_knee"), ("right_knee", "right_ankle"), ("right_ankle", "right_foot"),
     ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
     ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
-    ("pelvis", "neck"), ("neck", "head"),
+    ("left_hip", "neck"), ("right_hip", "neck"), ("neck", "head"),
     ("right_hip", "left_hip"), ("right_shoulder", "left_shoulder"),
     ("neck", "left_shoulder"), ("neck", "right_shoulder"),
 )

@@ -52,10 +52,12 @@ class FitConfig:
     min_keypoints: int = 6  # fewer confident body keypoints -> not valid
     fit_hands: bool = True
     fit_face: bool = True
-    try_flip: bool = True
+    yaw_hypotheses: int = 4  # stage 1 tries the body turned by 360/n degrees steps, keeps the best
 
 
-TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
+# Stage 1 keypoints: the torso, and the head, whose points tell facing from facing away.
+TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip",
+         "nose", "left_eye", "right_eye", "left_ear", "right_ear")
 
 
 def _split_holistic(convention: str):
@@ -137,7 +139,9 @@ class Fitter:
         if k3 is not None:
             # rotation from the body frame to the camera frame by Procrustes on the torso
             # and head points of the world landmarks
-            w = k3[..., 3] * (k3[..., 3] > 0.5)
+            # torso and head only: limbs in unusual poses would tilt a whole-body fit
+            trunk = torch.tensor([n in TORSO for n in names], dtype=dtype)
+            w = k3[..., 3] * (k3[..., 3] > 0.5) * trunk
             for b in range(B):
                 if (w[b] > 0).sum() >= 4:
                     _, Rb, _ = similarity_procrustes(rest, k3[b, :, :3], w[b])
@@ -227,15 +231,19 @@ class Fitter:
         tz0 = transl[:, 2].clone()
         stage_parts = [(parts[0][0], torso_kp, None, "body")]
 
-        if fresh and cfg.try_flip:
-            # also try the body facing away (rotated 180 deg about the camera's y axis)
-            flip = torch.diag(torch.tensor([-1.0, 1.0, -1.0], dtype=dtype))
-            go6 = torch.cat([go6, rotmat_to_6d(flip @ rotmat_from_6d(go6))])
-            transl = torch.cat([transl, transl])
-            pose6_s, shape_s = torch.cat([pose6, pose6]), torch.cat([shape, shape])
-            expr_s = torch.cat([expr, expr]) if expr is not None else None
-            K_s, scale_s, tz_s = torch.cat([K, K]), torch.cat([scale, scale]), torch.cat([tz0, tz0])
-            sp = [(stage_parts[0][0], torch.cat([torso_kp, torso_kp]), None, "body")]
+        # orientation hypotheses: the body turned about the camera's vertical axis; the 3D
+        # landmarks, when given, already fixed the facing direction
+        H = cfg.yaw_hypotheses if (fresh and kp3d is None) else 1
+        if H > 1:
+            yaw = torch.arange(H, dtype=dtype) * (2 * math.pi / H)
+            Ry = roma.rotvec_to_rotmat(torch.stack([torch.zeros_like(yaw), yaw, torch.zeros_like(yaw)], -1))
+            R0 = rotmat_from_6d(go6)
+            go6 = rotmat_to_6d((Ry[:, None] @ R0[None]).reshape(H * B, 3, 3))
+            rep = lambda x: None if x is None else x.repeat(H, *([1] * (x.ndim - 1)))  # noqa: E731
+            transl = rep(transl)
+            pose6_s, shape_s, expr_s = rep(pose6), rep(shape), rep(expr)
+            K_s, scale_s, tz_s = rep(K), rep(scale), rep(tz0)
+            sp = [(stage_parts[0][0], rep(torso_kp), None, "body")]
         else:
             pose6_s, shape_s, expr_s, K_s, scale_s, tz_s, sp = pose6, shape, expr, K, scale, tz0, stage_parts
 
@@ -256,13 +264,10 @@ class Fitter:
             _, preds = self._predict(p, sp, K_s)
             per = reprojection_loss(preds[0][1], sp[0][1], scale_s, cfg.sigma)
         go6, transl = go6.detach(), transl.detach()
-        if fresh and cfg.try_flip:
-            choose = per[:B] <= per[B:]
-            # the 3D landmarks, when given, already fixed the facing direction
-            if kp3d is not None:
-                choose = torch.ones_like(choose)
-            go6 = torch.where(choose[:, None], go6[:B], go6[B:])
-            transl = torch.where(choose[:, None], transl[:B], transl[B:])
+        if H > 1:
+            best = per.reshape(H, B).argmin(0)  # (B,)
+            pick = best * B + torch.arange(B)
+            go6, transl = go6[pick], transl[pick]
 
         # ---- stage 2: body pose, shape, orientation, translation
         go6.requires_grad_(True)
