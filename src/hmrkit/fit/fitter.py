@@ -34,15 +34,15 @@ class FitConfig:
     """Settings of the staged fit. Weights follow SPIN's SMPLify where they exist."""
 
     camera_iters: int = 40
-    body_iters: int = 120
+    body_iters: int = 200
     detail_iters: int = 40
     lr: float = 0.03
     sigma: float = 100.0  # Geman-McClure scale, px in 224-px crop units (SPIN)
-    w_pose_prior: float = 4.78 ** 2 * 0.01  # our GMM energy is a true -log p (larger than SMPLify's)
-    w_shape_prior: float = 5.0 ** 2 * 0.01
+    w_pose_prior: float = 6.0  # on the GMM's -log p; tuned on synthetic scenes (SPIN: 4.78^2 on its energy)
+    w_shape_prior: float = 5.0 ** 2  # SPIN's, on (shape - mean) / std
     w_bend: float = 15.2 ** 2 * 0.05
     w_depth_anchor: float = 100.0
-    w_keypoints3d: float = 0.0  # weight of MediaPipe-style world landmarks (0 = off)
+    w_keypoints3d: float = 1000.0  # root-relative world landmarks, when the evidence has them
     w_smooth: float = 0.0  # temporal smoothness on joints (video)
     w_hands: float = 1.0
     w_face: float = 1.0
@@ -273,16 +273,20 @@ class Fitter:
         go6.requires_grad_(True)
         transl.requires_grad_(True)
         pose6 = pose6.clone().requires_grad_(True)
-        shape = shape.clone().requires_grad_(True)
-        opt = torch.optim.Adam([go6, transl, pose6, shape], lr=cfg.lr)
+        # a video's frames show one person: one shape for the whole chunk (broadcast, so
+        # Anny also builds the rest body once)
+        shared = smooth and B > 1
+        shape_var = (shape.mean(0, keepdim=True) if shared else shape).clone().requires_grad_(True)
+        opt = torch.optim.Adam([go6, transl, pose6, shape_var], lr=cfg.lr)
         body_parts = [parts[0]]
         body_idx = torch.tensor(self.body_idx)
         lo_s, hi_s = body.shape_range if body.shape_range is not None else (-math.inf, math.inf)
-        iters = cfg.body_iters if progress is None else cfg.body_iters
+        iters = cfg.body_iters
         for it in range(iters):
             opt.zero_grad()
             pose = rotmat_from_6d(pose6)
-            p = BodyParams(rotmat_from_6d(go6), pose, shape.clamp(lo_s, hi_s), transl, expr)
+            shape = shape_var.clamp(lo_s, hi_s).expand(B, -1)
+            p = BodyParams(rotmat_from_6d(go6), pose, shape, transl, expr)
             out, preds = self._predict(p, body_parts, K)
             loss = self._energy(p, out, preds, body_parts, K, scale, smooth, stage="body")
             loss.sum().backward()
@@ -296,7 +300,7 @@ class Fitter:
         if detail and cfg.detail_iters > 0:
             go6 = go6.detach()
             transl = transl.detach()
-            shape_d = shape.detach()
+            shape_d = shape_var.detach().expand(B, -1)
             base6 = pose6.detach()
             free = torch.tensor(sorted(set(self.finger_idx) | self._wrist_idx()))
             sub6 = base6[:, free].clone().requires_grad_(True)
@@ -320,7 +324,7 @@ class Fitter:
 
         with torch.no_grad():
             final = BodyParams(rotmat_from_6d(go6.detach()), rotmat_from_6d(pose6.detach()),
-                               shape.detach().clamp(lo_s, hi_s), transl.detach(),
+                               shape_var.detach().clamp(lo_s, hi_s).expand(B, -1).clone(), transl.detach(),
                                expr.detach() if expr is not None else None)
             out, preds = self._predict(final, parts, K)
             err = []

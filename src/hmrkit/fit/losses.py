@@ -23,7 +23,7 @@ def reprojection_loss(pred_px: Tensor, obs: Tensor, scale: Tensor, sigma: float)
     return (obs[..., 2] ** 2 * geman_mcclure(sq, sigma)).sum(-1)
 
 
-def keypoints3d_loss(pred: Tensor, obs: Tensor, root_pred: Tensor, root_obs: Tensor, sigma: float = 0.1) -> Tensor:
+def keypoints3d_loss(pred: Tensor, obs: Tensor, root_pred: Tensor, root_obs: Tensor, sigma: float = 0.5) -> Tensor:
     """Root-relative 3D keypoint error, robust in metres.
 
     pred (B, K, 3), obs (B, K, 4) x, y, z, conf; root_* (B, 3). Returns (B,)."""
