@@ -365,7 +365,7 @@ def keypoints_figure(body, supersample: int) -> Image.Image:
         d.ellipse([x, 14, x + 12, 26], fill=c)
         d.text((x + 18, 20), text, font=font(13), fill=(40, 40, 40), anchor="lm")
         x += 40 + d.textlength(text, font=font(13))
-    d.text((x + 10, 20), "Anny mean body (all six phenotypes 0.5), rest pose; keypoints from "
+    d.text((x + 10, 20), "Anny mean body (mean_params: young adult, age 2/3, the others 0.5), rest pose; keypoints from "
            "body.keypoints(output, convention); hand close-ups: one colour per finger",
            font=font(13), fill=(90, 90, 90), anchor="lm")
     return vstack([row1, row2, legend])
@@ -373,7 +373,7 @@ def keypoints_figure(body, supersample: int) -> Image.Image:
 
 def ages_figure(body, supersample: int) -> Image.Image:
     bodies = (
-        ("mean body", "all phenotypes 0.5 (age 0.5)", {}),
+        ("mean adult", "mean_params (age 2/3)", {"age": 2.0 / 3.0}),
         ("child", "age 0.15", {"age": 0.15}),
         ("elder", "age 1.0, weight 0.6", {"age": 1.0, "weight": 0.6}),
     )
