@@ -199,6 +199,57 @@ def cmd_body(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    """Evaluate a method on a fixed test set; print the table and write it as JSON."""
+    import json
+
+    from hmrkit.errors import InputError
+    from hmrkit.eval.metrics import format_table, summarize
+    from hmrkit.eval.protocols import SyntheticSpec, evaluate_synthetic_frames
+
+    if args.method != "fit":
+        print(f"hmrkit: unknown method {args.method!r}; choose from ['fit']", file=sys.stderr)
+        return 2
+    rows, report = [], {}
+    try:
+        specs = [SyntheticSpec.parse(d) if d.startswith("synthetic:") else None for d in args.data]
+        for d, spec in zip(args.data, specs):
+            if spec is None:
+                kind = d.split(":", 1)[0]
+                if kind in ("3dpw", "h36m"):
+                    raise InputError(d, "evaluating on 3DPW/Human3.6M images is not implemented yet "
+                                        "(the SPIN-style npz readers are: hmrkit.eval.datasets)")
+                raise InputError(None, f"unknown data spec {d!r}; expected synthetic:KIND[,key=value]")
+    except InputError as e:
+        print(f"hmrkit: {e}", file=sys.stderr)
+        return 1
+    import hmrkit.body
+    from hmrkit.fit import FitConfig, Fitter
+
+    body = hmrkit.body.load(args.body, model_path=args.model_path)
+    fitter = Fitter(body, FitConfig())
+    from tqdm import tqdm
+
+    for spec in specs:
+        with tqdm(total=spec.n, desc=spec.name, unit="frame", disable=None) as bar:
+            res = evaluate_synthetic_frames(fitter, body, spec, progress=bar.update)
+        summ = summarize(res)
+        row = {"data": spec.name, "method": args.method}
+        row.update({k: v.mean for k, v in summ.items()})
+        row["PA-MPJPE median"] = summ["PA-MPJPE"].median
+        rows.append(row)
+        report[spec.name] = {k: v.__dict__ for k, v in summ.items()}
+    cols = ["data", "method", "MPJPE", "PA-MPJPE", "PA-MPJPE median", "PVE", "2D px", "valid", "s/frame"]
+    print(format_table(rows, cols, digits=1))
+    if args.json:
+        from hmrkit.io import save_json_atomic
+
+        save_json_atomic(args.json, {"method": args.method, "body": args.body, "results": report,
+                                     "units": "mm, except 2D px (pixels), valid (fraction), s/frame"})
+        print(f"hmrkit: wrote {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hmrkit", description="3D human meshes from photos and videos.")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -227,6 +278,15 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="run on the bundled photo -> ./hmrkit_demo/")
     run_options(d, demo=True)
     d.set_defaults(func=cmd_demo)
+
+    e = sub.add_parser("eval", help="metrics of a method on fixed test sets")
+    e.add_argument("--method", default="fit")
+    e.add_argument("--data", nargs="+", default=["synthetic:frames,noise=clean", "synthetic:frames,noise=realistic"],
+                   help="synthetic:frames[,n=48,seed=2024,noise=clean|realistic,world3d=0.05]")
+    e.add_argument("--body", default="anny", choices=["anny", "smpl", "smplh", "smplx"])
+    e.add_argument("--model-path", default=None)
+    e.add_argument("--json", default="hmrkit_eval.json", help="where to write the table as JSON")
+    e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("body", help="write the Anny mean body, a child and an elder")
     b.add_argument("--out", default="hmrkit_body")

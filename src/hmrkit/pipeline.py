@@ -77,18 +77,6 @@ class _DropRecords(logging.Filter):
         return False
 
 
-def _quiet_warp() -> None:
-    """Anny initialises NVIDIA Warp on import, which prints a banner on stdout; keep stdout
-    for hmrkit's own output (Warp's warnings and errors still show)."""
-    try:
-        import warp
-
-        if warp.config.log_level < warp.LOG_WARNING:
-            warp.config.log_level = warp.LOG_WARNING
-    except Exception:  # warp missing or changed: its banner is harmless
-        pass
-
-
 class Runner:
     """Holds the body model, detector and estimator across inputs."""
 
@@ -97,8 +85,6 @@ class Runner:
         from hmrkit.fit import FitConfig, Fitter
 
         self.config = config
-        if config.body == "anny":
-            _quiet_warp()
         try:
             self.body = hmrkit.body.load(config.body, model_path=config.model_path)
         except InputError:

@@ -106,8 +106,22 @@ def _build_skeleton():
 ANNY_SKELETON = _build_skeleton()
 
 
+def _quiet_warp() -> None:
+    """Anny imports NVIDIA Warp, which prints a banner on stdout at start-up; hmrkit uses
+    torch skinning and does not need Warp's messages."""
+    try:
+        import warp
+
+        if warp.config.log_level < warp.LOG_WARNING:
+            warp.config.log_level = warp.LOG_WARNING
+        warp.config.quiet = True
+    except Exception:  # warp missing or changed: its banner is harmless
+        pass
+
+
 @lru_cache(maxsize=4)
 def _load_anny(expression: bool):
+    _quiet_warp()
     import anny
 
     cache = anny.paths.get_anny_cache_path()
