@@ -6,6 +6,7 @@ Everything is seeded: the same seed gives the same samples on every machine.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -43,19 +44,134 @@ class SceneConfig:
     shape_spread: float = 0.35  # Anny phenotypes sampled in 0.5 +- spread (clipped to [0, 1])
 
 
+GROUPS = ("face", "torso", "limbs", "extremities", "hands", "face_mesh")
+GROSS = 0.1  # an error larger than this fraction of the person's height is "gross"
+STATES = ("visible", "back", "hidden", "boxed")
+CONF_SPREAD = 1.5  # log-normal spread of 1 - confidence of confident keypoints (MediaPipe: 1.2 to 1.8)
+
+
+@dataclass(frozen=True)
+class KeypointNoise:
+    """Noise of one keypoint group in one visibility state. Lengths are fractions of the
+    person's height in px (``person_height``).
+
+    jitter:        std per axis of the Gaussian error of a keypoint (the "fine" error);
+    tail:          spread of a log-normal scale on that std, drawn per keypoint (0: plain
+                   Gaussian; larger: heavier tails). Fine errors never exceed ``GROSS``;
+    part_spread:   hands and face mesh only: when > 0 the fine error is drawn once per
+                   part (hand, face) and each point adds Gaussian noise of this std
+                   (times its own log-normal scale of spread ``tail``);
+    gross:         probability of a gross error (> ``GROSS``): the keypoint lands on the
+                   mirrored keypoint (``NoiseConfig.gross_mirror`` of them) or
+                   ``GROSS + Exponential(gross_scale)`` away in a random direction;
+    low_conf:      probability that a keypoint with a fine error gets a low confidence
+                   (uniform in ``NoiseConfig.low_conf_range``);
+    gross_low_conf: the same for a keypoint with a gross error (detectors are less sure
+                   of what they get wrong);
+    conf_gap:      the other keypoints get a confidence of 1 - conf_gap exp(CONF_SPREAD z),
+                   z standard normal, at least 0.5 (0: always 1);
+    drop:          probability that the keypoint (for hands and the face mesh: the whole
+                   part) is missing: confidence 0."""
+
+    jitter: float = 0.0
+    tail: float = 0.0
+    part_spread: float = 0.0
+    gross: float = 0.0
+    gross_scale: float = 0.15
+    low_conf: float = 0.0
+    gross_low_conf: float = 0.0
+    conf_gap: float = 0.0
+    drop: float = 0.0
+
+
+@dataclass(frozen=True)
+class GroupNoise:
+    """Noise of one keypoint group (see ``GROUPS``) per visibility state (``STATES``):
+    ``visible``; ``back``: visible, on a person whose torso faces away from the camera;
+    ``hidden`` behind the torso (``self_occluded``) or, for face points, on a head turned
+    away (``NoiseConfig.face_turn``); ``boxed``: under an occluding box. A state left None
+    takes another: back -> visible, boxed -> hidden -> visible."""
+
+    visible: KeypointNoise = KeypointNoise()
+    back: KeypointNoise | None = None
+    hidden: KeypointNoise | None = None
+    boxed: KeypointNoise | None = None
+
+    def state(self, s: str) -> KeypointNoise:
+        """The KeypointNoise of state ``s`` (one of ``STATES``), after the fallbacks."""
+        if s not in STATES:
+            raise ValueError(f"unknown state {s!r}; choose from {STATES}")
+        for name in {"visible": ("visible",), "back": ("back", "visible"), "hidden": ("hidden", "visible"),
+                     "boxed": ("boxed", "hidden", "visible")}[s]:
+            k = getattr(self, name)
+            if k is not None:
+                return k
+        return self.visible
+
+
 @dataclass(frozen=True)
 class NoiseConfig:
-    """A detector-like noise model on 2D keypoints (px + confidence).
+    """A detector-like noise model on 2D keypoints (px + confidence). Lengths are
+    fractions of the person's height in px (``person_height``).
 
-    jitter: Gaussian std as a fraction of the person's height in px;
-    drop: probability that a keypoint is missing (confidence 0);
-    low_conf: probability that a kept keypoint gets a low confidence in [0.2, 0.5];
-    swap: probability that the left/right pair of a limb is swapped."""
+    The simple model (used for every group left None below):
+    jitter:   Gaussian std per axis;
+    drop:     probability that a keypoint is missing (confidence 0);
+    low_conf: probability that a kept keypoint gets a low confidence (in ``low_conf_range``).
+
+    Per keypoint group (``GROUPS``: face, torso, limbs, extremities, hands, face_mesh), a
+    ``GroupNoise`` gives the noise in each visibility state (visible; visible on a person
+    facing away; hidden behind the torso or on a turned-away head; under an occluding
+    box), see ``KeypointNoise``.
+
+    Whole-person and pairwise effects:
+    swap:         probability that the person's left and right are exchanged (every
+                  left/right pair: body, hands, face);
+    swap_legs:    probability that the legs (knees, ankles, heels, toes) are exchanged;
+    hand_swap:    probability, per hand, that its keypoints are those of the other hand;
+    face_swap:    probability that the face of a turned-away head (cosine below
+                  face_turn[0]) is mirrored: its left and right points exchanged;
+    gross_mirror: fraction of gross errors that land on the mirrored keypoint;
+    face_turn:    (a, b) cosines between the head's forward direction and the direction to
+                  the camera: below a, face points are in the hidden state; the face mesh's
+                  detection probability rises linearly from 0 at a to its visible value at
+                  b. None: no such effect;
+    occluder:     probability that a random box (sides ``occluder_size`` x the person's
+                  box) covers part of the person; the keypoints inside are ``boxed``;
+    miss:         probability that the person is not detected at all (every confidence 0).
+    Keypoints outside the image always get confidence 0.
+
+    ``realistic()`` is calibrated against MediaPipe Holistic on Anny renders
+    (scripts/calibrate_noise.py, docs/noise_calibration.md); ``clean()`` adds nothing."""
 
     jitter: float = 0.0
     drop: float = 0.0
     low_conf: float = 0.0
     swap: float = 0.0
+    face: GroupNoise | None = None
+    torso: GroupNoise | None = None
+    limbs: GroupNoise | None = None
+    extremities: GroupNoise | None = None
+    hands: GroupNoise | None = None
+    face_mesh: GroupNoise | None = None
+    swap_legs: float = 0.0
+    hand_swap: float = 0.0
+    face_swap: float = 0.0
+    gross_mirror: float = 0.0
+    low_conf_range: tuple = (0.2, 0.5)
+    face_turn: tuple | None = None
+    occluder: float = 0.0
+    occluder_size: tuple = (0.25, 0.6)
+    miss: float = 0.0
+
+    def group(self, name: str) -> GroupNoise:
+        """The GroupNoise of group ``name``: its own, or the simple model's."""
+        if name not in GROUPS:
+            raise ValueError(f"unknown keypoint group {name!r}; choose from {GROUPS}")
+        g = getattr(self, name)
+        if g is None:
+            return GroupNoise(KeypointNoise(jitter=self.jitter, low_conf=self.low_conf, drop=self.drop))
+        return g
 
     @staticmethod
     def clean() -> "NoiseConfig":
@@ -63,7 +179,62 @@ class NoiseConfig:
 
     @staticmethod
     def realistic() -> "NoiseConfig":
-        return NoiseConfig(jitter=0.012, drop=0.05, low_conf=0.1, swap=0.01)
+        """MediaPipe Holistic's noise, calibrated on 300 Anny renders by
+        scripts/calibrate_noise.py (--n 300 --seed 0; tables in docs/noise_calibration.md).
+        No random occluding boxes: how often a box covers part of a person is a property of
+        the data, not of the detector (what a box does is calibrated); add them with
+        ``dataclasses.replace(NoiseConfig.realistic(), occluder=0.2)``. Systematic offsets
+        between MediaPipe's landmarks and the body model's keypoints are not included."""
+        # fitted by scripts/calibrate_noise.py --n 300 --seed 0 (mediapipe 0.10.14); every
+        # value is measured (no random occluding boxes: occluder stays 0)
+        return NoiseConfig(
+            face=GroupNoise(
+                visible=KeypointNoise(jitter=0.0093, tail=0.33, gross=0.013, gross_scale=0.32, conf_gap=0.0003),
+                hidden=KeypointNoise(jitter=0.0177, tail=0.43, gross=0.035,
+                    gross_scale=0.303, low_conf=0.002, conf_gap=0.0006),
+                boxed=KeypointNoise(jitter=0.0303, tail=0.23, gross=0.488, gross_scale=0.262, conf_gap=0.0032)),
+            torso=GroupNoise(
+                visible=KeypointNoise(jitter=0.0127, tail=0.43, gross=0.014, gross_scale=0.172, conf_gap=0.0004),
+                back=KeypointNoise(jitter=0.0147, tail=0.46, gross=0.041, gross_scale=0.188, conf_gap=0.0004),
+                boxed=KeypointNoise(jitter=0.0297, gross=0.178, gross_scale=0.119, conf_gap=0.0007)),
+            limbs=GroupNoise(
+                visible=KeypointNoise(jitter=0.0127, tail=0.47, gross=0.01, gross_scale=0.143,
+                    low_conf=0.063, gross_low_conf=0.607, conf_gap=0.0197),
+                back=KeypointNoise(jitter=0.0143, tail=0.6, gross=0.062, gross_scale=0.169,
+                    low_conf=0.113, gross_low_conf=0.519, conf_gap=0.028),
+                hidden=KeypointNoise(jitter=0.0312, tail=0.83, gross=0.111, gross_scale=0.078,
+                    low_conf=0.6, gross_low_conf=0.933, conf_gap=0.167),
+                boxed=KeypointNoise(jitter=0.0369, tail=0.55, gross=0.3, gross_scale=0.115,
+                    low_conf=0.314, gross_low_conf=0.467, conf_gap=0.0677)),
+            extremities=GroupNoise(
+                visible=KeypointNoise(jitter=0.0144, tail=0.47, gross=0.022, gross_scale=0.322,
+                    low_conf=0.058, gross_low_conf=0.618, conf_gap=0.0619),
+                back=KeypointNoise(jitter=0.017, tail=0.66, gross=0.083, gross_scale=0.166,
+                    low_conf=0.202, gross_low_conf=0.512, conf_gap=0.0713),
+                hidden=KeypointNoise(jitter=0.0359, tail=0.51, gross=0.157, gross_scale=0.088,
+                    low_conf=0.941, gross_low_conf=0.976, conf_gap=0.4504),
+                boxed=KeypointNoise(jitter=0.0584, gross=0.42, gross_scale=0.133,
+                    low_conf=0.553, gross_low_conf=0.691, conf_gap=0.1697)),
+            hands=GroupNoise(
+                visible=KeypointNoise(jitter=0.003, tail=0.98, part_spread=0.0024,
+                    gross=0.012, gross_scale=0.032, drop=0.215),
+                back=KeypointNoise(jitter=0.0022, tail=1.38, part_spread=0.0024,
+                    gross=0.02, gross_scale=0.03, drop=0.313),
+                hidden=KeypointNoise(jitter=0.003, tail=0.98, part_spread=0.0024,
+                    gross=0.054, gross_scale=0.03, drop=0.868),
+                boxed=KeypointNoise(jitter=0.003, tail=0.98, part_spread=0.0024, gross_scale=0.03, drop=0.875)),
+            face_mesh=GroupNoise(
+                visible=KeypointNoise(jitter=0.0014, tail=1.01, part_spread=0.0023, drop=0.07),
+                hidden=KeypointNoise(jitter=0.0014, tail=1.01, part_spread=0.0023, drop=1.0),
+                boxed=KeypointNoise(jitter=0.0014, tail=1.01, part_spread=0.0023, drop=1.0)),
+            swap=0.024,
+            swap_legs=0.026,
+            hand_swap=0.041,
+            face_swap=0.021,
+            gross_mirror=0.68,
+            low_conf_range=(0.0, 0.47),
+            face_turn=(0.4, 0.95),
+        )
 
 
 @dataclass(frozen=True)
@@ -112,32 +283,349 @@ def sample_scenes(body, n: int, seed: int = 0, config: SceneConfig = SceneConfig
     return SyntheticBatch(params=params, K=K, image_size=(H, W))
 
 
-def keypoints2d(body, batch: SyntheticBatch, convention: str, noise: NoiseConfig = NoiseConfig(),
-                seed: int = 0) -> Tensor:
-    """(B, K, 3) projected keypoints in px with confidence, noisy per ``noise``; keypoints
-    outside the image get confidence 0."""
+def body_keypoints(body, output, convention: str) -> tuple[Tensor, Tensor]:
+    """(B, K, 3) keypoints of ``convention`` (frame of ``output``) and (K,) bool validity.
+
+    ``holistic`` is assembled from the body model's ``mediapipe33``, ``hand21_left``,
+    ``hand21_right`` and ``face`` regressors; a part the model lacks is zeros, not valid."""
     from hmrkit import conventions as C
 
+    if convention != "holistic":
+        return body.keypoints(output, convention), body.keypoint_valid(convention).bool()
+    B = output.vertices.shape[0]
+    parts, valid = [], []
+    for reg, n in (("mediapipe33", len(C.MEDIAPIPE33)), ("hand21_left", len(C.HAND21)),
+                   ("hand21_right", len(C.HAND21)), ("face", len(C.FACE))):
+        if reg in body.keypoint_conventions:
+            parts.append(body.keypoints(output, reg))
+            valid.append(body.keypoint_valid(reg).bool())
+        else:
+            parts.append(output.vertices.new_zeros(B, n, 3))
+            valid.append(torch.zeros(n, dtype=torch.bool))
+    return torch.cat(parts, 1), torch.cat(valid)
+
+
+# ----------------------------------------------------------------------------------------
+# Keypoint groups and geometry used by the noise model
+
+_FACE_NAMES = {"nose", "left_eye", "right_eye", "left_eye_inner", "left_eye_outer", "right_eye_inner",
+               "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right", "neck_nose",
+               "head_top", "head"}
+_TORSO_NAMES = {"left_shoulder", "right_shoulder", "left_hip", "right_hip", "neck", "thorax", "spine",
+                "spine1", "spine2", "spine3", "pelvis", "mid_hip", "left_collar", "right_collar"}
+_LIMB_NAMES = {"left_elbow", "right_elbow", "left_knee", "right_knee"}
+
+
+def keypoint_groups(convention: str) -> np.ndarray:
+    """(K,) int: the index in ``GROUPS`` of each keypoint of ``convention``.
+
+    face: the body's face points (nose, eyes, ears, mouth); torso: shoulders, hips and the
+    spine; limbs: elbows and knees; extremities: wrists, ankles, the body's hand and foot
+    points; hands: the 21-point hands; face_mesh: the FaceMesh subset (``face``)."""
+    from hmrkit import conventions as C
+
+    out = []
+    for n in C.get(convention).names:
+        if convention == "hand21" or n.startswith(("left_hand.", "right_hand.")):
+            g = "hands"
+        elif convention == "face" or n.startswith("face."):
+            g = "face_mesh"
+        elif n in _FACE_NAMES:
+            g = "face"
+        elif n in _TORSO_NAMES:
+            g = "torso"
+        elif n in _LIMB_NAMES:
+            g = "limbs"
+        else:
+            g = "extremities"
+        out.append(GROUPS.index(g))
+    return np.array(out, dtype=np.int64)
+
+
+def person_height(uv: Tensor, valid: Tensor | None = None) -> Tensor:
+    """(B,) the person's height in px: the vertical extent of the keypoints uv (B, K, 2)
+    (those marked in ``valid`` (K,) bool when given), at least 10 px. Noise scales with it."""
+    y = uv[..., 1]
+    if valid is not None:
+        y = y[:, valid.bool()]
+    if y.shape[1] == 0:
+        return uv.new_full(uv.shape[:1], 10.0)
+    return (y.max(1).values - y.min(1).values).clamp(min=10.0)
+
+
+def _index(names, name):
+    return names.index(name) if name in names else None
+
+
+def facing(X: Tensor, convention: str) -> tuple[Tensor, Tensor]:
+    """How much the person faces the camera: (torso (B,), head (B,)) cosines in [-1, 1]
+    between the forward direction and the direction to the camera (1: facing it, -1:
+    facing away), from camera-frame keypoints X (B, K, 3) metres.
+
+    torso forward: (left - right, shoulders + hips) x (mid-hips -> mid-shoulders) (the
+    body frame's +z); head forward: mid-ears -> nose (falls back to the torso). 1 where
+    the convention lacks the points."""
+    from hmrkit import conventions as C
+
+    names = C.get(convention).names
+    B = X.shape[0]
+    idx = [_index(names, n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")]
+    if any(i is None for i in idx):
+        one = X.new_ones(B)
+        return one, one
+    ls, rs, lh, rh = (X[:, i] for i in idx)
+    lateral = (ls - rs) + (lh - rh)
+    up = 0.5 * (ls + rs) - 0.5 * (lh + rh)
+    # body frame (y up, left +x, facing +z): x cross y = z, so lateral x up = forward in any
+    # right-handed frame (the OpenCV camera frame included)
+    fwd = torch.linalg.cross(lateral, up)
+    centre = 0.25 * (ls + rs + lh + rh)
+    to_cam = -centre
+    torso = torch.nn.functional.cosine_similarity(fwd, to_cam, dim=-1)
+    ie = [_index(names, n) for n in ("nose", "left_ear", "right_ear")]
+    if any(i is None for i in ie):
+        return torso, torso
+    nose, le, re = (X[:, i] for i in ie)
+    ears = 0.5 * (le + re)
+    head = torch.nn.functional.cosine_similarity(nose - ears, -ears, dim=-1)
+    return torso, head
+
+
+def _dist_to_triangles(p: Tensor, tri: Tensor) -> Tensor:
+    """p (B, K, 2), tri (B, T, 3, 2) -> (B, K) distance to the union of the triangles (0 inside)."""
+    P = p[:, :, None, None, :]  # (B, K, 1, 1, 2)
+    A = tri[:, None]  # (B, 1, T, 3, 2)
+    Bv = torch.roll(A, -1, dims=3)
+    e = Bv - A
+    w = P - A
+    cross = e[..., 0] * w[..., 1] - e[..., 1] * w[..., 0]  # (B, K, T, 3)
+    inside = (cross >= 0).all(-1) | (cross <= 0).all(-1)
+    t = ((w * e).sum(-1) / (e * e).sum(-1).clamp(min=1e-9)).clamp(0, 1)
+    d = (w - t[..., None] * e).norm(dim=-1).min(-1).values  # (B, K, T)
+    d = torch.where(inside, torch.zeros_like(d), d)
+    return d.min(-1).values
+
+
+def self_occluded(X: Tensor, uv: Tensor, convention: str, height: Tensor, margin: float = 0.06,
+                  depth: float = 0.05) -> Tensor:
+    """(B, K) bool: keypoints hidden behind the torso. X (B, K, 3) camera frame, metres;
+    uv (B, K, 2) px; height (B,) px.
+
+    A keypoint is hidden when its depth is more than ``depth`` metres behind the mean
+    depth of the shoulders and hips, and its 2D position lies in the convex hull of the
+    projected shoulders and hips grown by ``margin`` x height (the torso's own width, for
+    a person seen from the side). The shoulders and hips themselves are never hidden.
+    All False where the convention lacks them."""
+    from hmrkit import conventions as C
+
+    names = C.get(convention).names
+    idx = [_index(names, n) for n in ("left_shoulder", "right_shoulder", "right_hip", "left_hip")]
+    B, Kn = uv.shape[:2]
+    if any(i is None for i in idx):
+        return torch.zeros(B, Kn, dtype=torch.bool)
+    q = uv[:, idx]  # (B, 4, 2)
+    tri = torch.stack([q[:, [0, 1, 2]], q[:, [0, 2, 3]], q[:, [0, 1, 3]], q[:, [1, 2, 3]]], 1)
+    near = _dist_to_triangles(uv, tri) <= margin * height[:, None]
+    behind = X[..., 2] > X[:, idx, 2].mean(1, keepdim=True) + depth
+    hidden = near & behind
+    hidden[:, idx] = False
+    return hidden
+
+
+def true_keypoints(body, batch: SyntheticBatch, convention: str) -> tuple[Tensor, Tensor, Tensor]:
+    """The exact keypoints of the batch's people: X (B, K, 3) camera frame, metres;
+    uv (B, K, 2) their projections, px; valid (K,) bool, the keypoints the body model has."""
     with torch.no_grad():
         out = body(batch.params)
-        X = body.keypoints(out, convention)
+        X, valid = body_keypoints(body, out, convention)
         uv = project(X, batch.K)
+    return X, uv, valid
+
+
+def random_occluders(uv: Tensor, valid: Tensor, size: tuple, generator: torch.Generator) -> Tensor:
+    """(B, 4) boxes x0, y0, x1, y1 px, one per person: each side ``size`` (a range) times
+    the side of the box around the valid keypoints uv (B, K, 2), centred anywhere in it."""
+    p = uv[:, valid.bool()] if valid.any() else uv
+    lo, hi = p.min(1).values, p.max(1).values
+    side = (hi - lo).clamp(min=20.0)
+    u = torch.rand(uv.shape[0], 4, generator=generator, dtype=uv.dtype)
+    s = (size[0] + (size[1] - size[0]) * u[:, :2]) * side
+    c = lo + u[:, 2:] * side
+    return torch.cat([c - s / 2, c + s / 2], 1)
+
+
+def _in_boxes(uv: Tensor, boxes: Tensor) -> Tensor:
+    """(B, K) bool: uv (B, K, 2) inside boxes (B, 4) (a NaN box holds nothing)."""
+    x, y = uv[..., 0], uv[..., 1]
+    b = boxes[:, None]
+    return (x >= b[..., 0]) & (x <= b[..., 2]) & (y >= b[..., 1]) & (y <= b[..., 3])
+
+
+def _parts(convention: str) -> list[tuple[np.ndarray, int]]:
+    """The parts of a convention detected as a whole (each hand, the face mesh): (indices,
+    index of the anchor keypoint whose state the part takes)."""
+    from hmrkit import conventions as C
+
+    names = C.get(convention).names
+    out = []
+    for prefix, anchor in (("left_hand.", "left_hand.wrist"), ("right_hand.", "right_hand.wrist"),
+                           ("face.", "face.nose_tip")):
+        idx = [i for i, n in enumerate(names) if n.startswith(prefix)]
+        if idx:
+            out.append((np.array(idx), names.index(anchor)))
+    if convention == "hand21":
+        out.append((np.arange(len(names)), names.index("wrist")))
+    elif convention == "face":
+        out.append((np.arange(len(names)), names.index("nose_tip")))
+    return out
+
+
+_LEG_WORDS = ("knee", "ankle", "heel", "foot", "toe")
+
+
+def keypoint_states(X: Tensor, uv: Tensor, valid: Tensor, convention: str, occluders: Tensor | None = None,
+                    face_turn: tuple | None = None) -> tuple[Tensor, Tensor]:
+    """(B, K) int64 index in ``STATES`` of each keypoint (0 visible, 1 back, 2 hidden,
+    3 boxed), and (B,) the head's facing cosine (``facing``).
+
+    X (B, K, 3) camera frame, metres; uv (B, K, 2) px; valid (K,) bool; occluders (B, 4)
+    boxes x0, y0, x1, y1 px (NaN rows: none). back: the torso faces away (cosine < 0);
+    hidden: ``self_occluded``, or a face point when the head's cosine is below
+    face_turn[0]; boxed: inside the person's box. The points of a hand or of the face mesh
+    take the state of their anchor (wrist, nose tip)."""
+    h = person_height(uv, valid)
+    torso, head = facing(X, convention)
+    hidden = self_occluded(X, uv, convention, h)
+    groups = torch.as_tensor(keypoint_groups(convention))
+    if face_turn is not None:
+        face = (groups == GROUPS.index("face")) | (groups == GROUPS.index("face_mesh"))
+        hidden = hidden | (face[None] & (head < face_turn[0])[:, None])
+    state = torch.where(hidden, 2, (torso < 0).long()[:, None].expand_as(hidden)).clone()
+    if occluders is not None:
+        state = torch.where(_in_boxes(uv, occluders.to(uv.dtype)), torch.full_like(state, 3), state)
+    for idx, anchor in _parts(convention):
+        state[:, idx] = state[:, anchor:anchor + 1].clone()
+    return state, head
+
+
+def add_noise(X: Tensor, uv: Tensor, valid: Tensor, convention: str, image_size: tuple,
+              noise: NoiseConfig = NoiseConfig(), seed: int = 0, occluders: Tensor | None = None) -> Tensor:
+    """Detector-like noisy keypoints (B, K, 3): x, y px and confidence, from the exact
+    keypoints X (B, K, 3) camera frame, metres, their projections uv (B, K, 2) px and
+    valid (K,) bool (see ``true_keypoints``), for an image of image_size (H, W).
+
+    occluders (B, 4): boxes x0, y0, x1, y1 px covering part of each person (NaN rows:
+    none); None: drawn with probability ``noise.occluder``. Invalid keypoints and keypoints
+    outside the image get confidence 0. The random numbers are drawn in a fixed order, so
+    the same seed gives the same draws whatever the parameters (common random numbers)."""
+    from hmrkit import conventions as C
+
     B, Kn = uv.shape[:2]
-    g = torch.Generator().manual_seed(seed)
-    conf = torch.ones(B, Kn, dtype=uv.dtype) * body.keypoint_valid(convention).to(uv.dtype)
-    height = (uv[..., 1].max(1).values - uv[..., 1].min(1).values).clamp(min=10.0)
-    if noise.jitter > 0:
-        uv = uv + torch.randn(uv.shape, generator=g, dtype=uv.dtype) * (noise.jitter * height)[:, None, None]
-    if noise.swap > 0:
-        flip = list(C.get(convention).flip) if convention in C.available() else list(range(Kn))
-        swap = torch.rand(B, generator=g) < noise.swap
-        uv = torch.where(swap[:, None, None], uv[:, flip], uv)
-    if noise.low_conf > 0:
-        low = torch.rand(B, Kn, generator=g) < noise.low_conf
-        conf = torch.where(low, conf * (0.2 + 0.3 * torch.rand(B, Kn, generator=g, dtype=uv.dtype)), conf)
-    if noise.drop > 0:
-        conf = torch.where(torch.rand(B, Kn, generator=g) < noise.drop, torch.zeros_like(conf), conf)
-    H, W = batch.image_size
-    inside = (uv[..., 0] >= 0) & (uv[..., 0] < W) & (uv[..., 1] >= 0) & (uv[..., 1] < H)
+    dtype = uv.dtype
+    valid = valid.bool()
+    g = torch.Generator().manual_seed(int(seed))
+    conv = C.get(convention)
+    flip = torch.as_tensor(conv.flip)
+    ar = torch.arange(Kn)
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=g, dtype=dtype)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=g, dtype=dtype)
+
+    # every draw, in a fixed order
+    u_box = rand(B)
+    box_draw = random_occluders(uv, valid, noise.occluder_size, g)
+    u_swap, u_legs, u_hand, u_face, u_miss = rand(B), rand(B), rand(B, 2), rand(B), rand(B)
+    u_gross, u_mirror, u_gdir, u_gmag = rand(B, Kn), rand(B, Kn), rand(B, Kn), rand(B, Kn)
+    z_scale, z_fine, z_part = randn(B, Kn), randn(B, Kn, 2), randn(B, Kn, 2)
+    u_low, u_conf, u_drop = rand(B, Kn), rand(B, Kn), rand(B, Kn)
+
+    if occluders is None:
+        occluders = torch.where((u_box < noise.occluder)[:, None], box_draw, torch.full_like(box_draw, float("nan")))
+    h = person_height(uv, valid)
+    state, head = keypoint_states(X, uv, valid, convention, occluders, noise.face_turn)
+
+    # per keypoint parameters, gathered by (group, state)
+    groups = torch.as_tensor(keypoint_groups(convention))
+    fields = ("jitter", "tail", "part_spread", "gross", "gross_scale", "low_conf", "gross_low_conf", "conf_gap", "drop")
+    table = torch.tensor([[[getattr(noise.group(gname).state(sname), f) for f in fields] for sname in STATES]
+                          for gname in GROUPS], dtype=dtype)  # (G, S, F)
+    P = dict(zip(fields, table[groups[None].expand(B, Kn), state].unbind(-1)))  # each (B, K)
+
+    # which true keypoint each output keypoint shows (left/right exchanges)
+    src = ar.expand(B, Kn).clone()
+    legs = torch.tensor([any(w in n for w in _LEG_WORDS) for n in conv.names])
+    legs_perm = torch.where(legs, flip, ar)
+    src = torch.where((u_legs < noise.swap_legs)[:, None], src[:, legs_perm], src)
+    src = torch.where((u_swap < noise.swap)[:, None], src[:, flip], src)
+    if noise.face_turn is not None and noise.face_swap > 0:
+        face = torch.as_tensor(np.isin(keypoint_groups(convention), [GROUPS.index("face"), GROUPS.index("face_mesh")]))
+        mirrored = (u_face < noise.face_swap) & (head < noise.face_turn[0])
+        src = torch.where(mirrored[:, None], src[:, torch.where(face, flip, ar)], src)
+    parts = _parts(convention)
+    hands = [idx for idx, _ in parts if conv.names[idx[0]].startswith(("left_hand.", "right_hand."))]
+    if len(hands) == 2:
+        before = src.clone()
+        for j, (mine, other) in enumerate(((hands[0], hands[1]), (hands[1], hands[0]))):
+            swap_hand = (u_hand[:, j] < noise.hand_swap)[:, None]
+            src[:, mine] = torch.where(swap_hand, before[:, other], before[:, mine])
+    base = torch.gather(uv, 1, src[..., None].expand(B, Kn, 2))
+
+    # fine errors: a Gaussian with a log-normal scale, never beyond GROSS (redrawn)
+    sd = P["jitter"] * torch.exp(P["tail"] * z_scale)
+    fine = sd[..., None] * z_fine
+    for _ in range(30):
+        over = fine.norm(dim=-1) > GROSS
+        if not over.any():
+            break
+        fine = torch.where(over[..., None], sd[..., None] * randn(B, Kn, 2), fine)
+    fine = fine * (GROSS / fine.norm(dim=-1, keepdim=True).clamp(min=GROSS))
+    for idx, anchor in parts:  # a hand or the face mesh: one error for the part, plus spread
+        spread = P["part_spread"][:, anchor]
+        shared = torch.where((spread > 0)[:, None, None], fine[:, anchor:anchor + 1].expand(B, len(idx), 2), fine[:, idx])
+        own = spread[:, None] * torch.exp(P["tail"][:, idx] * z_scale[:, idx])
+        fine[:, idx] = shared + own[..., None] * z_part[:, idx]
+
+    # gross errors: onto the mirrored keypoint, or a random displacement
+    gross = u_gross < P["gross"]
+    far = (uv - uv[:, flip]).norm(dim=-1) > GROSS * h[:, None]  # a mirror point near by is no gross error
+    mirror = gross & far & (u_mirror < noise.gross_mirror)
+    ang = 2 * torch.pi * u_gdir
+    mag = GROSS - P["gross_scale"] * torch.log1p(-u_gmag.clamp(max=1 - 1e-7))
+    disp = torch.stack([torch.cos(ang), torch.sin(ang)], -1) * mag[..., None]
+    mirror_uv = torch.gather(uv, 1, flip[src][..., None].expand(B, Kn, 2))
+    err = torch.where(gross[..., None], disp, fine) * h[:, None, None]
+    out_uv = torch.where(mirror[..., None], mirror_uv + fine * h[:, None, None], base + err)
+
+    # confidence
+    p_low = torch.where(gross, P["gross_low_conf"], P["low_conf"])
+    lo, hi = noise.low_conf_range
+    z_conf = math.sqrt(2) * torch.erfinv((2 * u_conf - 1).clamp(-1 + 1e-7, 1 - 1e-7))
+    high = 1 - (P["conf_gap"] * torch.exp(CONF_SPREAD * z_conf)).clamp(max=0.5)
+    conf = torch.where(u_low < p_low, lo + (hi - lo) * u_conf, high)
+    keep = u_drop >= P["drop"]
+    for idx, anchor in parts:  # a part is found or missed as a whole
+        found = 1 - P["drop"][:, anchor]
+        if noise.face_turn is not None and (convention == "face" or conv.names[idx[0]].startswith("face.")):
+            a, b = noise.face_turn  # the face mesh fades out as the head turns away
+            found = found * ((head - a) / max(b - a, 1e-6)).clamp(0, 1)
+        keep[:, idx] = (u_drop[:, anchor] >= 1 - found)[:, None]
+    conf = conf * keep * valid[None] * (u_miss >= noise.miss)[:, None]
+    H, W = image_size
+    inside = (out_uv[..., 0] >= 0) & (out_uv[..., 0] < W) & (out_uv[..., 1] >= 0) & (out_uv[..., 1] < H)
     conf = conf * inside
-    return torch.cat([uv, conf[..., None]], -1)
+    return torch.cat([out_uv, conf[..., None]], -1)
+
+
+def keypoints2d(body, batch: SyntheticBatch, convention: str, noise: NoiseConfig = NoiseConfig(),
+                seed: int = 0, occluders: Tensor | None = None) -> Tensor:
+    """(B, K, 3) projected keypoints in px with confidence, noisy per ``noise`` (see
+    ``NoiseConfig`` and ``add_noise``); keypoints outside the image get confidence 0.
+
+    convention: any the body model has a regressor for, or ``holistic`` (mediapipe33 +
+    both hand21 + face). occluders: (B, 4) boxes x0, y0, x1, y1 px (NaN rows: none) whose
+    keypoints are ``boxed``; None: random ones with probability ``noise.occluder``."""
+    X, uv, valid = true_keypoints(body, batch, convention)
+    return add_noise(X, uv, valid, convention, batch.image_size, noise, seed, occluders)

@@ -1,0 +1,121 @@
+"""Build the synthetic-sequence library: short contiguous CMU mocap clips retargeted at
+30 fps onto a body model.
+
+    .venv/bin/python scripts/build_sequences.py [--mocap ../shared/data/mocap] [--frames 64]
+
+For each clip file in CLIPS (different CMU takes: walking, jumping, boxing, swordplay,
+uneven ground, a playground, a BVH subject): read it, subsample to --fps, pick the
+--frames long window with the most motion (root-relative joint speed plus root speed),
+fit the body model to the window as a whole with hmrkit.fit.fit3d (bone directions and
+positions, one shape for the clip, RETARGET_NAMES as build_pose_prior.py's NAMES), smooth
+the fitted rotations and trajectory with a Gaussian of --smooth frames, and store it.
+
+Writes (small, shipped in the package):
+  src/hmrkit/weights/sequences_<body>.npz   see hmrkit.data.sequences for the fields
+and prints the figures (retargeting error per clip, time).
+
+Data: "The data used in this project was obtained from mocap.cs.cmu.edu. The database was
+created with funding from NSF EIA-0196217."
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import hmrkit.body
+from hmrkit.body.priors import WEIGHTS_DIR, body_joint_indices
+from hmrkit.data.mocap import load_mocap, subsample
+from hmrkit.data.sequences import CMU_ATTRIBUTION, RETARGET_NAMES, retarget_window
+from hmrkit.geometry.rotation import rotmat_to_aa
+
+# (path under the mocap folder, what it is): eight takes from different files
+CLIPS = (
+    ("cmu/02/02_01.amc", "walk"),
+    ("cmu/02/02_04.amc", "jump, balance"),
+    ("cmu/02/02_05.amc", "punch, strike"),
+    ("cmu/02/02_07.amc", "swordplay"),
+    ("cmu/02/02_10.amc", "varied motions"),
+    ("cmu/03/03_01.amc", "walk on uneven terrain"),
+    ("cmu/01/01_01.amc", "playground"),
+    ("bvh/cmu_131_01.bvh", "subject 131"),
+)
+
+
+def pick_window(pos: np.ndarray, frames: int, stride: int = 4) -> int:
+    """Start of the ``frames`` long window of pos (T, K, 3) with the most motion."""
+    T = len(pos)
+    if T < frames:
+        raise ValueError(f"clip has {T} frames, fewer than --frames {frames}")
+    root = pos.mean(1, keepdims=True)
+    speed = np.linalg.norm(np.diff(pos - root, axis=0), axis=-1).mean(-1) + \
+        0.5 * np.linalg.norm(np.diff(root[:, 0], axis=0), axis=-1)
+    csum = np.concatenate([[0.0], np.cumsum(speed)])
+    starts = np.arange(0, T - frames + 1, stride)
+    score = csum[starts + frames - 1] - csum[starts]
+    return int(starts[np.argmax(score)])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mocap", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mocap"))
+    ap.add_argument("--body", default="anny")
+    ap.add_argument("--fps", type=float, default=30.0)
+    ap.add_argument("--frames", type=int, default=64)
+    ap.add_argument("--iters", type=int, default=150)
+    ap.add_argument("--smooth", type=float, default=1.0, help="Gaussian sigma in frames (0: none)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=None, help="only the first N clips (a quick check)")
+    ap.add_argument("--out", default=None, help="output npz (default: the package's weights folder)")
+    args = ap.parse_args()
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(2)
+
+    body = hmrkit.body.load(args.body, **({"expression": False} if args.body == "anny" else {}))
+    bidx = body_joint_indices(body)
+    root = Path(args.mocap)
+    poses, gos, transls, shapes, sources, starts, errs = [], [], [], [], [], [], []
+    t0 = time.time()
+    for rel, what in CLIPS[: args.limit]:
+        t1 = time.time()
+        clip = subsample(load_mocap(root / rel), args.fps)
+        pos, mask = clip.semantic(RETARGET_NAMES)
+        s = pick_window(pos, args.frames)
+        p, err = retarget_window(body, pos[s:s + args.frames], mask, iters=args.iters, smooth_sigma=args.smooth)
+        poses.append(rotmat_to_aa(p.pose[:, bidx]).numpy())
+        gos.append(rotmat_to_aa(p.global_orient).numpy())
+        transls.append(p.transl.numpy())
+        shapes.append(p.shape[0].numpy())
+        sources.append(Path(rel).name)
+        starts.append(s)
+        errs.append(float(err.mean()) * 1000)
+        print(f"{rel} ({what}): frames {s}..{s + args.frames - 1} at {args.fps:g} fps, retarget error "
+              f"{errs[-1]:.1f} mm, {time.time() - t1:.0f} s", flush=True)
+    out = Path(args.out) if args.out else WEIGHTS_DIR / f"sequences_{body.name}.npz"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        out,
+        body_pose_aa=np.stack(poses).astype(np.float16),
+        global_orient_aa=np.stack(gos).astype(np.float32),
+        transl=np.stack(transls).astype(np.float32),
+        shape=np.stack(shapes).astype(np.float32),
+        joint_names=np.array([body.pose_joint_names[i] for i in bidx]),
+        fps=np.float32(args.fps),
+        source=np.array(sources),
+        start_frame=np.array(starts, dtype=np.int64),
+        retarget_error_mm=np.array(errs, dtype=np.float32),
+        body_model=np.array(body.name),
+        attribution=np.array(CMU_ATTRIBUTION),
+        build=np.array(f"scripts/build_sequences.py --fps {args.fps:g} --frames {args.frames} --iters {args.iters} "
+                       f"--smooth {args.smooth:g} --seed {args.seed}"),
+    )
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB): {len(poses)} clips x {args.frames} frames, "
+          f"mean retarget error {np.mean(errs):.1f} mm, {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
