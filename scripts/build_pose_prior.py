@@ -34,13 +34,10 @@ import hmrkit.body
 from hmrkit.body.priors import WEIGHTS_DIR, body_joint_indices
 from hmrkit.conventions import SMPL24
 from hmrkit.data.mocap import list_mocap_files, load_mocap, subsample
-from hmrkit.fit.fit3d import Fit3DConfig, fit_keypoints3d
+from hmrkit.fit.fit3d import RETARGET_NAMES, Fit3DConfig, fit_keypoints3d
 from hmrkit.geometry.rotation import rotmat_to_aa
 
-# Spine, collar and pelvis joints are placed differently by every skeleton (CMU's root sits
-# about 9 cm from Anny's pelvis): left out of the fit, the spine is seen through hips->neck.
-NAMES = [n for n in SMPL24 if n not in ("pelvis", "spine1", "spine2", "spine3", "left_hand", "right_hand",
-                                         "left_collar", "right_collar")]
+NAMES = list(RETARGET_NAMES)  # see hmrkit.fit.fit3d
 
 
 def mirror_pose(body, go: torch.Tensor, pose: torch.Tensor):

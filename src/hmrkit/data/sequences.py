@@ -44,11 +44,8 @@ __all__ = [
 CMU_ATTRIBUTION = ("The data used in this project was obtained from mocap.cs.cmu.edu. "
                    "The database was created with funding from NSF EIA-0196217.")
 
-# The mocap joints fitted, as scripts/build_pose_prior.py's NAMES: pelvis, spine and
-# collars are placed differently by every skeleton and left out (the spine is seen
-# through hips -> neck); the hand joints too.
-RETARGET_NAMES = tuple(n for n in SMPL24 if n not in ("pelvis", "spine1", "spine2", "spine3", "left_hand",
-                                                       "right_hand", "left_collar", "right_collar"))
+# The mocap joints fitted (shared with scripts/build_pose_prior.py), re-exported here.
+from hmrkit.fit.fit3d import RETARGET_NAMES  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------

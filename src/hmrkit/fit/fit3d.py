@@ -20,6 +20,14 @@ from hmrkit.geometry.procrustes import similarity_procrustes
 from hmrkit.geometry.rotation import rotmat_from_6d, rotmat_to_6d
 from hmrkit.types import BodyParams
 
+from hmrkit.conventions import SMPL24 as _SMPL24
+
+# Mocap joints used for retargeting: pelvis, spine and collar joints are placed differently
+# by every skeleton (CMU's root sits about 9 cm from Anny's pelvis) and the hand joints are
+# unreliable, so they are left out; the spine is seen through hips -> neck.
+RETARGET_NAMES = tuple(n for n in _SMPL24 if n not in ("pelvis", "spine1", "spine2", "spine3", "left_hand",
+                                                        "right_hand", "left_collar", "right_collar"))
+
 # Bones compared by direction (semantic names of hmrkit.conventions.SMPL24).
 BONES = (
     ("left_hip", "left_knee"), ("left_knee", "left_ankle"), ("left_ankle", "left_foot"),
