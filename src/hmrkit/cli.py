@@ -123,8 +123,10 @@ def cmd_run(args) -> int:
     from hmrkit.errors import InputError
     from hmrkit.pipeline import RunConfig, run
 
-    if args.method not in ("fit",):
-        print(f"hmrkit: unknown method {args.method!r}; choose from ['fit']", file=sys.stderr)
+    from hmrkit.estimators import METHODS
+
+    if args.method not in METHODS:
+        print(f"hmrkit: unknown method {args.method!r}; choose from {list(METHODS)}", file=sys.stderr)
         return 2
     export = tuple(x for x in (args.export or "").split(",") if x)
     bad = [x for x in export if x not in ("obj", "ply", "glb")]
@@ -207,8 +209,10 @@ def cmd_eval(args) -> int:
     from hmrkit.eval.metrics import format_table, summarize
     from hmrkit.eval.protocols import SyntheticSpec, evaluate_synthetic_frames
 
-    if args.method != "fit":
-        print(f"hmrkit: unknown method {args.method!r}; choose from ['fit']", file=sys.stderr)
+    from hmrkit.estimators import METHODS
+
+    if args.method not in METHODS:
+        print(f"hmrkit: unknown method {args.method!r}; choose from {list(METHODS)}", file=sys.stderr)
         return 2
     rows, report = [], {}
     try:
@@ -224,10 +228,10 @@ def cmd_eval(args) -> int:
         print(f"hmrkit: {e}", file=sys.stderr)
         return 1
     import hmrkit.body
-    from hmrkit.fit import FitConfig, Fitter
+    from hmrkit.estimators import build_estimator
 
     body = hmrkit.body.load(args.body, model_path=args.model_path)
-    fitter = Fitter(body, FitConfig())
+    fitter = build_estimator(args.method, body)
     from tqdm import tqdm
 
     for spec in specs:

@@ -99,7 +99,9 @@ class Runner:
             ratio = lambda k: max(1, round(n * k / max(1, fit_cfg.body_iters)))  # noqa: E731
             fit_cfg = replace(fit_cfg, body_iters=n, camera_iters=ratio(fit_cfg.camera_iters),
                               detail_iters=ratio(fit_cfg.detail_iters))
-        self.fitter = Fitter(self.body, fit_cfg)
+        from hmrkit.estimators import build_estimator
+
+        self.fitter = build_estimator(config.method, self.body, fit_cfg)
         self.summary = Summary()
         self._detectors = {}
         self.progress = progress
