@@ -4,10 +4,13 @@
 
 Bodies: poses from the shipped CMU pose library, sampled phenotypes, cameras 2.5-6 m away
 with a 40-70 degree field of view, headings within +-60 degrees of facing the camera.
-Evidence: their mediapipe33 keypoints projected to 2D, clean or with the realistic noise
-model of hmrkit.data.synthetic (jitter 1.2% of the person's height, 5% dropped, 10% low
-confidence, 1% left/right swaps); optionally root-relative 3D keypoints with 5 cm noise,
-standing in for MediaPipe's world landmarks. Metrics on coco17 (root: mid-hips), mm.
+Evidence: their mediapipe33 keypoints projected to 2D, clean or with
+``NoiseConfig.realistic()``, the detector-noise model calibrated against MediaPipe Holistic
+on Anny renders (per keypoint group and visibility state: jitter with heavy tails, gross
+errors, low confidences, dropped points, left/right swaps; docs/noise_calibration.md);
+optionally root-relative 3D keypoints with 5 cm noise, standing in for MediaPipe's world
+landmarks. Metrics on coco17 (root: mid-hips), mm. ``hmrkit eval --data synthetic:...``
+measures the same on the fixed evaluation sets (docs/eval.md).
 """
 
 from __future__ import annotations

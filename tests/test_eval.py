@@ -543,3 +543,423 @@ def test_h36m_errors(tmp_path):
         ds.read_h36m_valid(tmp_path / "y.npz")
     with pytest.raises(InputError, match="is a folder"):
         ds.read_h36m_valid(tmp_path)
+
+
+# ----------------------------------------------------------------------------------------
+# Protocols: data specs, the synthetic sets, the 3DPW / H36M path (hmrkit.eval.protocols)
+
+from dataclasses import replace  # noqa: E402
+
+from hmrkit.eval import protocols as P  # noqa: E402
+from hmrkit.types import BodyParams, Camera, Prediction  # noqa: E402
+
+
+class Oracle:
+    """An estimator that returns given parameters in call order (optionally changed by
+    ``change(params, indices)``), marks the frames ``invalid`` as not valid, and records
+    each call."""
+
+    def __init__(self, params, change=None, invalid=()):
+        self.params, self.change, self.invalid = params, change, set(invalid)
+        self.i, self.calls = 0, []
+
+    def fit(self, kp2d, convention, K, init=None, kp3d=None, smooth=False):
+        B = kp2d.shape[0]
+        idx = list(range(self.i, self.i + B))
+        self.i += B
+        p = self.params[idx[0]:idx[-1] + 1]
+        if self.change is not None:
+            p = self.change(p, idx)
+        self.calls.append(dict(n=B, convention=convention, K=K.clone(), init=init, kp3d=kp3d, smooth=smooth))
+        return Prediction(params=p, camera=Camera(K), method="oracle",
+                          valid=torch.tensor([i not in self.invalid for i in idx]))
+
+
+def turned(p: BodyParams, angle: float) -> BodyParams:
+    """p with the body turned by ``angle`` radians about the camera's y axis (in place)."""
+    R = roma.rotvec_to_rotmat(torch.tensor([0.0, angle, 0.0], dtype=p.global_orient.dtype))
+    return replace(p, global_orient=R @ p.global_orient)
+
+
+def bent_elbow(body, p: BodyParams, rows, angle: float = 0.6) -> BodyParams:
+    """p with the left elbow of ``rows`` (positions in p) bent by ``angle`` more."""
+    j = body.pose_joint_names.index("left_elbow")
+    pose = p.pose.clone()
+    R = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, angle], dtype=pose.dtype))
+    for r in rows:
+        pose[r, j] = R @ pose[r, j]
+    return replace(p, pose=pose)
+
+
+def test_data_spec_parsing_defaults_and_names():
+    f = P.parse_data_spec("synthetic:frames,n=5,noise=clean,world3d=0.05")
+    assert (f.kind, f.n, f.noise, f.world3d, f.seed, f.batch) == ("frames", 5, "clean", 0.05, 2024, 8)
+    assert f.name == "synthetic:frames,n=5,seed=2024,noise=clean,world3d=0.05"
+    r = P.parse_data_spec("synthetic:rendered")
+    assert (r.n, r.size, r.batch, r.backgrounds) == (32, 512, 8, None)
+    assert r.name == "synthetic:rendered,n=32,seed=2024,size=512"
+    s = P.parse_data_spec("synthetic:sequences,noise=clean,seed=3")
+    assert (s.n, s.frames, s.batch, s.seed) == (4, 32, 8, 3)
+    assert s.name == "synthetic:sequences,n=4,frames=32,seed=3,noise=clean"
+    assert P.spec_frames(s) == 128 and P.spec_frames(r) == 32
+
+
+def test_dataset_spec_parsing(tmp_path):
+    d = P.parse_data_spec(f"3dpw:{tmp_path}/3dpw_test.npz,root={tmp_path},n=10,step=5")
+    assert isinstance(d, P.DatasetSpec) and (d.kind, d.root, d.n, d.step, d.regressor) == ("3dpw", str(tmp_path), 10, 5, None)
+    assert d.name == "3dpw:3dpw_test.npz,step=5,n=10"
+    h = P.parse_data_spec(f"h36m:x.npz,root={tmp_path},regressor=J.npy")
+    assert (h.kind, h.path, h.regressor, h.n) == ("h36m", "x.npz", "J.npy", None)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("frames", "unknown data spec"),
+    ("mpii:x.npz", "unknown data spec"),
+    ("synthetic:", "name a kind"),
+    ("synthetic:videos", "unknown synthetic set 'videos'"),
+    ("synthetic:frames,n=x", "n='x' is not a int"),
+    ("synthetic:frames,n=0", "n must be at least 1"),
+    ("synthetic:frames,noise=heavy", "noise must be clean or realistic"),
+    ("synthetic:rendered,noise=clean", "unknown key 'noise'"),  # the detector makes its noise
+    ("synthetic:frames,frames=8", "unknown key 'frames'"),
+    ("synthetic:sequences,frames=2", "frames must be at least 3"),
+    ("synthetic:rendered,backgrounds=/no/such/dir", "background folder not found"),
+    ("3dpw:x.npz", "add root=DIR"),
+    ("h36m:x.npz,root=/no/such/dir", "root folder not found"),
+    ("3dpw:,root=/tmp", "name the npz file"),
+    ("3dpw:x.npz,root=/tmp,foo=1", "unknown key 'foo'"),
+])
+def test_data_spec_errors_are_one_line(text, message):
+    with pytest.raises(InputError) as err:
+        P.parse_data_spec(text)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_synthetic_sets_are_deterministic(anny_body):
+    for text in ("synthetic:frames,n=3,world3d=0.05", "synthetic:sequences,n=2,frames=5"):
+        spec = P.parse_data_spec(text)
+        a, b = P.build_synthetic(anny_body, spec), P.build_synthetic(anny_body, spec)
+        for name in ("global_orient", "pose", "shape", "transl"):
+            assert torch.equal(getattr(a.params, name), getattr(b.params, name)), (text, name)
+        assert torch.equal(a.inputs.keypoints2d, b.inputs.keypoints2d) and torch.equal(a.inputs.K, b.inputs.K)
+        assert torch.equal(a.inputs.keypoints3d, b.inputs.keypoints3d) if a.inputs.keypoints3d is not None else True
+        other = P.build_synthetic(anny_body, replace(spec, seed=spec.seed + 1))
+        assert not torch.equal(other.params.pose, a.params.pose)
+    # sequences: clips of consecutive frames with one shape each and smooth motion
+    seq = P.build_synthetic(anny_body, P.parse_data_spec("synthetic:sequences,n=2,frames=5"))
+    assert seq.inputs.clips == ((0, 5), (5, 10)) and len(seq.inputs) == 10
+    assert torch.equal(seq.params.shape[0], seq.params.shape[4]) and not torch.equal(seq.params.shape[0], seq.params.shape[5])
+    assert float((seq.params.transl[1:5] - seq.params.transl[:4]).norm(dim=-1).max()) < 0.1  # m per frame at 30 fps
+
+
+def test_frames_oracle_is_exact_and_invalid_frames_are_left_out(anny_body):
+    spec = P.parse_data_spec("synthetic:frames,n=4,batch=3,noise=clean")
+    gt = P.build_synthetic(anny_body, spec).params
+    res = P.evaluate_synthetic(Oracle(gt), anny_body, spec)
+    assert res.frames == 4 and res.notes["joints"] == "coco17"
+    for k in ("MPJPE", "PA-MPJPE", "PVE"):
+        assert res.metrics[k].shape == (4,) and float(res.metrics[k].abs().max()) < 1e-2, k
+    # frame 1 bent at the elbow, frame 2 turned half round, frame 3 not valid
+    def change(p, idx):
+        p = bent_elbow(anny_body, p, [i - idx[0] for i in idx if i == 1])
+        if 2 in idx:
+            k = idx.index(2)
+            p = BodyParams.cat([p[:k], turned(p[k:k + 1], math.pi), p[k + 1:]]) if k + 1 < len(idx) else \
+                BodyParams.cat([p[:k], turned(p[k:k + 1], math.pi)])
+        return p
+
+    oracle = Oracle(gt, change=change, invalid={3})
+    res = P.evaluate_synthetic(oracle, anny_body, spec)
+    m = res.metrics
+    assert [c["n"] for c in oracle.calls] == [3, 1] and oracle.calls[0]["convention"] == "mediapipe33"
+    assert [(c["init"], c["smooth"], c["kp3d"]) for c in oracle.calls] == [(None, False, None)] * 2
+    assert float(m["MPJPE"][0]) < 1e-2 and float(m["MPJPE"][1]) > 5 and float(m["PA-MPJPE"][1]) > 1
+    assert float(m["MPJPE"][2]) > 100 and float(m["PVE"][2]) > 50 and float(m["PA-MPJPE"][2]) < 1e-2
+    assert bool(torch.isnan(m["MPJPE"][3])) and m["valid"].tolist() == [1, 1, 1, 0]
+    s = M.summarize(m)
+    assert s["MPJPE"].count == 3 and s["MPJPE"].missing == 1 and s["valid"].mean == 0.75
+
+
+def test_sequences_chunks_smoothing_and_accel(anny_body):
+    spec = P.parse_data_spec("synthetic:sequences,n=2,frames=7,batch=3,noise=clean")
+    data = P.build_synthetic(anny_body, spec)
+    oracle = Oracle(data.params)
+    res = P.evaluate_synthetic(oracle, anny_body, spec)
+    # each clip in chunks of 3, 3, 1 consecutive frames, smoothed, chained within a clip
+    assert [c["n"] for c in oracle.calls] == [3, 3, 1, 3, 3, 1]
+    assert all(c["smooth"] for c in oracle.calls)
+    assert [c["init"] is None for c in oracle.calls] == [True, False, False, True, False, False]
+    assert torch.equal(oracle.calls[1]["init"].pose[0], data.params.pose[2])  # the previous chunk's last frame
+    assert torch.equal(oracle.calls[0]["K"], data.inputs.K[:3])
+    acc = res.metrics["accel"]
+    assert acc.shape == (2 * 5,) and float(acc.abs().max()) < 1e-2
+    assert float(res.metrics["MPJPE"].abs().max()) < 1e-2
+    # a spike at frame 3 of the first clip: the windows touching it (starting at 1, 2, 3) err
+    spiked = P.evaluate_synthetic(Oracle(data.params, change=lambda p, idx: bent_elbow(
+        anny_body, p, [i - idx[0] for i in idx if i == 3])), anny_body, spec).metrics["accel"]
+    assert (spiked[[1, 2, 3]] > 1).all() and float(spiked[[0, 4, 5, 6, 7, 8, 9]].abs().max()) < 1e-2
+    # a frame without a valid estimate (frame 2 of the second clip) drops the windows of
+    # that clip starting at its frames 0, 1, 2
+    dropped = P.evaluate_synthetic(Oracle(data.params, invalid={9}), anny_body, spec).metrics["accel"]
+    assert torch.isnan(dropped[[5, 6, 7]]).all() and not torch.isnan(dropped[[0, 1, 2, 3, 4, 8, 9]]).any()
+
+
+def test_rendered_set_runs_the_real_detector(anny_body):
+    from hmrkit.fit import FitConfig, Fitter
+
+    spec = P.parse_data_spec("synthetic:rendered,n=2,size=384,batch=2")
+    fitter = Fitter(anny_body, FitConfig(camera_iters=5, body_iters=15, detail_iters=3))
+    calls = []
+
+    class Recorder:
+        def fit(self, kp2d, convention, K, init=None, kp3d=None, smooth=False):
+            calls.append((convention, K.clone(), kp2d.clone(), kp3d))
+            return fitter.fit(kp2d, convention, K, init=init, kp3d=kp3d, smooth=smooth)
+
+    res = P.evaluate_synthetic(Recorder(), anny_body, spec)
+    found = sum(c[1].shape[0] for c in calls)
+    assert res.notes["nobody detected"] == f"{2 - found} of 2"
+    s = M.summarize(res.metrics)
+    assert s["valid"].count == 2 and s["MPJPE"].count + s["MPJPE"].missing == 2
+    assert s["MPJPE"].count == round(2 * s["valid"].mean)
+    from hmrkit.data.render_synthetic import generate
+
+    truth = list(generate(anny_body, 2, seed=spec.seed, rendered=False, scene=P.rendered_scene(384),
+                          conventions=("coco17",)))
+    # (MediaPipe finds the first of these two people, not the second: both paths run)
+    assert found >= 1
+    if found:  # MediaPipe's holistic keypoints on the render, its world landmarks, the scene's K
+        conv, K, kp, k3 = calls[0]
+        assert conv == "holistic" and kp.shape[1] == 33 + 42 + len(__import__("hmrkit").conventions.FACE)
+        assert k3 is not None and k3.shape[:2] == kp.shape[:2]
+        assert any(torch.allclose(K[0], t.K.to(K.dtype)) for t in truth)
+        # the detected body keypoints lie near the true ones (same person, same image)
+        i = next(i for i, t in enumerate(truth) if torch.allclose(K[0], t.K.to(K.dtype)))
+        gt = truth[i].keypoints2d["coco17"]
+        from hmrkit import conventions as C
+
+        det = torch.as_tensor(C.convert_with_confidence(kp[0, :33].numpy(), "mediapipe33", "coco17"))
+        ok = (det[:, 2] > 0.5) & (gt[:, 2] > 0)
+        assert float((det[ok, :2] - gt[ok, :2]).norm(dim=-1).median()) < 0.1 * 384
+
+
+class BoxDetector:
+    """A stand-in detector: in each image it is given, one person whose keypoints spread
+    over the middle third of the image (or nobody for the images in ``blank``, told apart by
+    their mean value); records the image sizes it saw."""
+
+    def __init__(self, blank_value=None):
+        self.blank_value, self.seen = blank_value, []
+
+    def detect(self, image):
+        from hmrkit.conventions import HOLISTIC
+        from hmrkit.types import Evidence
+
+        H, W = image.shape[:2]
+        self.seen.append((H, W))
+        if self.blank_value is not None and abs(float(image.mean()) - self.blank_value) < 1:
+            return []
+        g = np.random.default_rng(0)
+        kp = np.zeros((len(HOLISTIC), 3), np.float32)
+        kp[:, 0] = g.uniform(W / 3, 2 * W / 3, len(kp))
+        kp[:, 1] = g.uniform(H / 3, 2 * H / 3, len(kp))
+        kp[:, 2] = 1.0
+        box = np.array([W / 3, H / 3, 2 * W / 3, 2 * H / 3], np.float32)
+        return [Evidence((H, W), kp, "holistic", box, keypoints3d=np.zeros((len(kp), 4), np.float32))]
+
+    def close(self):
+        pass
+
+
+def test_match_detection_and_crop_mapping():
+    from hmrkit.types import Evidence
+
+    def ev(x0, y0, x1, y1):
+        kp = np.array([[x0, y0, 1.0], [x1, y1, 1.0], [(x0 + x1) / 2, (y0 + y1) / 2, 1.0], [0, 0, 0]], np.float32)
+        return Evidence((500, 500), kp, "coco17", np.array([x0, y0, x1, y1], np.float32))
+
+    a, b = ev(100, 100, 200, 300), ev(300, 100, 400, 300)
+    assert P.match_detection([a, b], [290, 90, 410, 310]) is b
+    assert P.match_detection([a, b], [95, 95, 205, 305]) is a
+    assert P.match_detection([a], [300, 100, 400, 300]) is None  # someone else
+    # the crop: the detector sees the box grown by 20% per side, keypoints come back in
+    # full-image pixels, inside the box
+    det = BoxDetector()
+    image = np.zeros((480, 640, 3), np.uint8)
+    out = P.detect_in_box(det, image, [200, 100, 300, 400])
+    assert det.seen == [(int(400 + 0.2 * 300) - int(100 - 0.2 * 300), int(300 + 0.2 * 100) - int(200 - 0.2 * 100))]
+    assert out is not None and out.image_size == (480, 640)
+    xy = out.keypoints2d[:, :2]
+    assert (xy[:, 0] >= 200).all() and (xy[:, 0] <= 300).all() and (xy[:, 1] >= 100).all() and (xy[:, 1] <= 400).all()
+
+
+@pytest.fixture(scope="module")
+def smpl_models(tmp_path_factory):
+    """Synthetic official-format SMPL files: male, female and neutral."""
+    from hmrkit.body.synthetic import write_synthetic_model
+
+    root = tmp_path_factory.mktemp("smpl_models")
+    for gender, seed in (("MALE", 11), ("FEMALE", 12), ("NEUTRAL", 13)):
+        write_synthetic_model(root / f"SMPL_{gender}.pkl", "smpl", "pkl", seed=seed)
+    return root
+
+
+def write_3dpw_renders(root, smpl_dir, seeds=(0, 2), blank=True, image_size=(480, 640), turn=0.0):
+    """A tiny 3DPW test set in SPIN's format under ``root``: the synthetic male SMPL body
+    (arms out, slightly bent elbows, ``turn`` radians from facing the camera) rendered 3 m
+    in front of ``default_intrinsics`` with the backgrounds of ``seeds`` (render_sample),
+    one row per render, then a blank grey image (nobody) when ``blank``. center/scale from
+    the projected coco17 keypoints' box (x 1.2), as SPIN's preprocessing. Returns
+    (npz path, ground-truth BodyParams of the rows, camera frame, the blank value)."""
+    from PIL import Image
+
+    import hmrkit.body
+    from hmrkit.data import render_synthetic as RS
+    from hmrkit.geometry import rotmat_to_aa
+    from hmrkit.geometry.camera import default_intrinsics, project
+
+    male = hmrkit.body.load("smpl", model_path=smpl_dir, gender="male")
+    H, W = image_size
+    K = default_intrinsics(H, W)
+    folder = root / "imageFiles" / "courtyard_x"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = {k: [] for k in ("imgname", "center", "scale", "pose", "shape", "gender")}
+    params = []
+    for i, seed in enumerate(list(seeds) + (["blank"] if blank else [])):
+        p = turned(male.mean_params(1), turn)
+        p = replace(p, global_orient=torch.diag(torch.tensor([1.0, -1.0, -1.0]))[None] @ p.global_orient,
+                    transl=torch.tensor([[0.05 * i, 0.1, 3.0]]))
+        p = bent_elbow(male, p, [0], 0.3)
+        p = replace(p, shape=torch.full_like(p.shape, 0.3 * (i + 1)))
+        name = f"imageFiles/courtyard_x/image_{i:05d}.jpg"
+        if seed == "blank":
+            img = np.full((H, W, 3), 128, np.uint8)
+        else:
+            img = RS.render_sample(male, p, K, (H, W), seed=seed).rgb
+        Image.fromarray(img).save(root / name, quality=95)
+        with torch.no_grad():
+            uv = project(male.keypoints(male(p), "coco17"), K[None])[0].numpy()
+        lo, hi = uv.min(0), uv.max(0)
+        rows["imgname"].append(name)
+        rows["center"].append((lo + hi) / 2)
+        rows["scale"].append(1.2 * float((hi - lo).max()) / 200)
+        rows["pose"].append(rotmat_to_aa(torch.cat([p.global_orient[:, None], p.pose], 1))[0].reshape(-1).numpy())
+        rows["shape"].append(p.shape[0].numpy())
+        rows["gender"].append("m")
+        params.append(p)
+    path = root / "3dpw_test.npz"
+    np.savez(path, **{k: np.array(v) for k, v in rows.items()})
+    return path, BodyParams.cat(params), 128.0
+
+
+def test_3dpw_oracle_is_exact_with_pve_and_regressor(tmp_path, smpl_models):
+    import hmrkit.body
+
+    path, gt, blank = write_3dpw_renders(tmp_path, smpl_models, seeds=(0, 2), blank=True)
+    male = hmrkit.body.load("smpl", model_path=smpl_models, gender="male")
+    det = BoxDetector(blank_value=blank)
+    # the 3DPW ground truth has no translation: the oracle's (the renders') must not matter
+    spec = P.parse_data_spec(f"3dpw:{path},root={tmp_path},batch=2")
+    res = P.evaluate_dataset(Oracle(gt), male, spec, model_path=smpl_models, detector=det)
+    m = res.metrics
+    assert res.frames == 3 and m["valid"].tolist() == [1, 1, 0] and res.notes["nobody detected"] == "1"
+    assert res.notes["joints"] == "j14 (coco17 keypoints, 13 of 14)" and res.notes["PVE"] == "SMPL mesh"
+    for k in ("MPJPE", "PA-MPJPE", "PVE"):
+        assert float(m[k][:2].abs().max()) < 1e-2 and bool(torch.isnan(m[k][2])), k
+    # the detector saw crops around each row's box (grown by 20% per side), not whole images
+    z = np.load(path)
+    for (h, w), c, sc in zip(det.seen, z["center"], z["scale"]):
+        half = 100 * sc * 1.4
+        x0, x1 = max(0, math.floor(c[0] - half)), min(640, math.ceil(c[0] + half))
+        y0, y1 = max(0, math.floor(c[1] - half)), min(480, math.ceil(c[1] + half))
+        assert (h, w) == (y1 - y0, x1 - x0) and w < 640
+    # with SPIN's H36M regressor both sides use it: all 14 joints
+    g = np.random.default_rng(3)
+    reg = g.uniform(0, 1, (17, 6890)) * (g.uniform(0, 1, (17, 6890)) > 0.99)
+    np.save(tmp_path / "J_regressor_h36m.npy", reg / reg.sum(1, keepdims=True))
+    spec_r = P.parse_data_spec(f"3dpw:{path},root={tmp_path},regressor={tmp_path}/J_regressor_h36m.npy")
+    turned_oracle = Oracle(gt, change=lambda p, idx: turned(p, 0.5))
+    res = P.evaluate_dataset(turned_oracle, male, spec_r, model_path=smpl_models, detector=BoxDetector(blank))
+    assert res.notes["joints"] == "j14 (H36M regressor)"
+    m = res.metrics
+    # (a random regressor's joints lie near the body's middle: a turn moves them little)
+    assert (m["MPJPE"][:2] > 5).all() and float(m["PA-MPJPE"][:2].abs().max()) < 1e-2 and (m["PVE"][:2] > 20).all()
+    # the ground truth is the subject's gendered model: the female model's mesh differs
+    female = hmrkit.body.load("smpl", model_path=smpl_models, gender="female")
+    res = P.evaluate_dataset(Oracle(gt), female, spec, model_path=smpl_models, detector=BoxDetector(blank))
+    assert (res.metrics["PVE"][:2] > 1).all()
+
+
+def test_3dpw_anny_prediction_has_no_pve(tmp_path, smpl_models, anny_body):
+    path, gt, blank = write_3dpw_renders(tmp_path, smpl_models, seeds=(0,), blank=False)
+    mean = anny_body.mean_params(1)
+    flip = torch.diag(torch.tensor([1.0, -1.0, -1.0]))[None]
+    oracle = Oracle(replace(mean, global_orient=flip, transl=torch.tensor([[0.0, 0.1, 3.0]])))
+    res = P.evaluate_dataset(oracle, anny_body, P.parse_data_spec(f"3dpw:{path},root={tmp_path}"),
+                             model_path=smpl_models, detector=BoxDetector())
+    assert "PVE" not in res.metrics and res.notes["PVE"].startswith("not comparable")
+    assert res.notes["joints"] == "j14 (coco17 keypoints, 13 of 14)"
+    # against a slow reference: 13 named joints of each model's coco17 keypoints, the
+    # thorax the shoulders' midpoint, rooted at the hips' midpoint
+    import hmrkit.body
+    from hmrkit.conventions import COCO17
+
+    male = hmrkit.body.load("smpl", model_path=smpl_models, gender="male")
+    with torch.no_grad():
+        pred = anny_body.keypoints(anny_body(oracle.params), "coco17")[0].double().numpy()
+        g = replace(gt, transl=torch.zeros_like(gt.transl))
+        ref = male.keypoints(male(g), "coco17")[0].double().numpy()
+
+    def j13(k):
+        c = {n: k[COCO17.index(n)] for n in COCO17}
+        names = [f"{s}_{j}" for s in ("right", "left") for j in ("ankle", "knee", "hip", "wrist", "elbow", "shoulder")]
+        x = np.stack([c[n] for n in names] + [(c["left_shoulder"] + c["right_shoulder"]) / 2])
+        return x - (c["left_hip"] + c["right_hip"]) / 2
+
+    expected = 1000 * np.linalg.norm(j13(pred) - j13(ref), axis=1).mean()
+    assert float(res.metrics["MPJPE"][0]) == pytest.approx(expected, rel=1e-4)
+    assert expected > 10 and 0 < float(res.metrics["PA-MPJPE"][0]) < 1000
+
+
+def test_h36m_oracle_regressor_and_keypoint_paths(tmp_path, smpl_models):
+    import hmrkit.body
+
+    male = hmrkit.body.load("smpl", model_path=smpl_models, gender="male")
+    path3, gt, _ = write_3dpw_renders(tmp_path, smpl_models, seeds=(0, 2), blank=False)
+    g = np.random.default_rng(4)
+    reg = g.uniform(0, 1, (17, 6890)) * (g.uniform(0, 1, (17, 6890)) > 0.99)
+    reg /= reg.sum(1, keepdims=True)
+    np.save(tmp_path / "J_regressor_h36m.npy", reg)
+    # S as SPIN's h36m.py writes it: the regressor's 17 joints (SPIN order), pelvis-centred,
+    # in their J24 slots with confidence 1
+    with torch.no_grad():
+        v = male(gt).vertices.numpy()
+    S17 = np.einsum("kv,bvc->bkc", reg, v)
+    S17 -= S17[:, :1]
+    S24 = np.zeros((2, 24, 4))
+    S24[:, [14, 3, 4, 5, 2, 1, 0, 16, 12, 17, 18, 9, 10, 11, 8, 7, 6], :3] = S17
+    S24[:, [14, 3, 4, 5, 2, 1, 0, 16, 12, 17, 18, 9, 10, 11, 8, 7, 6], 3] = 1
+    z = np.load(path3)
+    np.savez(tmp_path / "h36m_valid_protocol2.npz", imgname=z["imgname"], center=z["center"], scale=z["scale"], S=S24)
+    h = f"h36m:{tmp_path}/h36m_valid_protocol2.npz,root={tmp_path}"
+    res = P.evaluate_dataset(Oracle(gt), male, P.parse_data_spec(h + f",regressor={tmp_path}/J_regressor_h36m.npy"),
+                             detector=BoxDetector())
+    assert res.notes["joints"] == "j14 (H36M regressor)" and "PVE" not in res.metrics
+    assert float(res.metrics["MPJPE"].abs().max()) < 1e-2 and float(res.metrics["PA-MPJPE"].abs().max()) < 1e-2
+    # without the regressor the prediction's coco17 keypoints stand in: 13 joints, not exact
+    res = P.evaluate_dataset(Oracle(gt), male, P.parse_data_spec(h), detector=BoxDetector())
+    assert res.notes["joints"] == "j14 (coco17 keypoints, 13 of 14)"
+    assert (res.metrics["MPJPE"] > 1).all()
+
+
+def test_dataset_errors(tmp_path, smpl_models):
+    path, gt, _ = write_3dpw_renders(tmp_path, smpl_models, seeds=(0,), blank=False)
+    (tmp_path / "other").mkdir()
+    with pytest.raises(InputError, match="image not found; root=") as err:
+        P.read_dataset(P.parse_data_spec(f"3dpw:{path},root={tmp_path / 'other'}"))
+    assert "\n" not in str(err.value)
+    with pytest.raises(InputError, match="SMPL model file not found.*3DPW's ground truth"):
+        P.evaluate_dataset(Oracle(gt), None, P.parse_data_spec(f"3dpw:{path},root={tmp_path}"),
+                           model_path=tmp_path / "no_models", detector=BoxDetector())
+    with pytest.raises(InputError, match="file not found"):
+        P.read_dataset(P.parse_data_spec(f"3dpw:{tmp_path}/nope.npz,root={tmp_path}"))

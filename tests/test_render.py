@@ -18,11 +18,15 @@ from conftest import shared_path
 from hmrkit.conventions import get as get_convention
 from hmrkit.geometry import project
 from hmrkit.render import (
+    check_image_size,
+    check_intrinsics,
     draw_keypoints,
     overlay_panel,
+    render_labels,
     render_mesh,
     render_overlay,
     render_side_view,
+    render_vertex_colors,
     side_view_vertices,
 )
 from hmrkit.render import overlay as overlay_module
@@ -73,6 +77,53 @@ def test_front_faces_are_lit_back_faces_are_dark():
     back, mask = render_mesh(v, f[:, ::-1], K, (H, W), colors=[(0.8, 0.8, 0.8)])
     assert mask[w, u] == 1
     assert front.mean() > 180 and back[w, u].mean() < 0.7 * front.mean()
+
+
+def test_vertex_colors_and_lights():
+    """render_vertex_colors: per-vertex (linear) colours interpolated over the faces, lit
+    by the given lights only; its coverage matches render_mesh's."""
+    v, f = square((0.0, 0.0, 2.0), 0.3)
+    red, green = [1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.0, 1.0]
+    colors = np.array([red, red, green, green], np.float32)  # top row red, bottom green (y down)
+    toward = [((0.0, 0.0, 1.0), 3.0)]  # light travelling away from the camera onto the square
+    rgb, mask = render_vertex_colors(v, f, colors, K, (H, W), toward, ambient=0.0, bg_color=(0, 0, 1))
+    np.testing.assert_array_equal(mask, render_mesh(v, f, K, (H, W))[1])
+    top, bottom = rgb[int(K[1, 2]) - 30, int(K[0, 2])], rgb[int(K[1, 2]) + 30, int(K[0, 2])]
+    assert top[0] > 150 and top[1] < 0.5 * top[0] and bottom[1] > 150 and bottom[0] < 0.5 * bottom[1]
+    assert tuple(rgb[5, 5]) == (0, 0, 255)  # background
+    # a light from behind the square and no ambient light leave its front dark
+    dark, _ = render_vertex_colors(v, f, colors, K, (H, W), [((0.0, 0.0, -1.0), 3.0)], ambient=0.0)
+    assert dark[int(K[1, 2]) - 30, int(K[0, 2])].max() < 40
+    with pytest.raises(ValueError, match="vertex_colors"):
+        render_vertex_colors(v, f, colors[:3], K, (H, W), toward)
+
+
+def test_render_labels_and_input_checks():
+    # two triangles of one square with labels 4 and 9: each label where its triangle is
+    v, f = square((0.15, -0.10, 2.0))
+    seg = render_labels(v, f, np.array([4, 9]), K, (H, W))
+    assert seg.dtype == np.int16 and set(np.unique(seg)) == {-1, 4, 9}
+    np.testing.assert_array_equal(seg >= 0, render_mesh(v, f, K, (H, W))[1] > 0.5)
+    # triangle [0, 2, 1] holds the top-right corner (vertex 1: +x, -y), [0, 3, 2] the bottom-left
+    c = project(torch.tensor(v), torch.tensor(K)).numpy()
+    assert seg[int(c[1, 1]) + 3, int(c[1, 0]) - 3] == 4 and seg[int(c[3, 1]) - 3, int(c[3, 0]) + 3] == 9
+    with pytest.raises(ValueError, match="face_labels"):
+        render_labels(v, f, np.array([4, 300]), K, (H, W))
+    assert check_image_size((2, 3)) == (2, 3) and check_intrinsics(torch.tensor(K)[None]).shape == (3, 3)
+    for bad in ((0, 3), (-1, 2)):
+        with pytest.raises(ValueError):
+            check_image_size(bad)
+    with pytest.raises(ValueError, match="focal"):
+        check_intrinsics(np.diag([0.0, 1.0, 1.0]))
+
+
+def test_render_synthetic_uses_only_public_render_api():
+    import inspect
+
+    from hmrkit.data import render_synthetic
+
+    src = inspect.getsource(render_synthetic)
+    assert "hmrkit.render.overlay" not in src and "import _" not in src
 
 
 def test_plus_x_is_right_and_plus_y_is_down():

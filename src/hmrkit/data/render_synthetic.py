@@ -2,7 +2,7 @@
 
 Built on ``hmrkit.data.synthetic``: poses from the shipped mocap pose library, sampled
 shapes and cameras (``sample_scenes``). Each sample can be rendered (pyrender, headless
-OSMesa, through ``hmrkit.render.overlay``'s renderer cache) with
+OSMesa, through ``hmrkit.render``) with
 
 - a skin tone from a palette running from light to dark (``SKIN_TONES``: the ten tones of
   the Monk Skin Tone scale), optionally with a shirt, trousers and shoes coloured per
@@ -418,88 +418,29 @@ class Render(NamedTuple):
     mask: np.ndarray
 
 
-def _camera(pyrender, K: np.ndarray, vertices: np.ndarray, s: int = 1):
-    z = vertices[:, 2]
-    zpos = z[z > 0]
-    znear = float(np.clip(0.5 * zpos.min(), 1e-3, 1.0)) if zpos.size else 0.05
-    zfar = float(max(2.0 * zpos.max(), znear * 10) + 1.0) if zpos.size else 100.0
-    # pixel centres at integers (OpenCV) -> OpenGL's pixel centres at +0.5 (as overlay.py)
-    return pyrender.IntrinsicsCamera(fx=K[0, 0] * s, fy=K[1, 1] * s, cx=(K[0, 2] + 0.5) * s,
-                                     cy=(K[1, 2] + 0.5) * s, znear=znear, zfar=zfar)
-
-
 def render_part_seg(vertices, faces, face_labels, K, image_size) -> np.ndarray:
     """(H, W) int16 part labels (-1 background) of a mesh seen by an OpenCV camera.
 
     vertices (V, 3) metres, camera frame; faces (F, 3); face_labels (F,) int in [0, 255);
-    K (3, 3) px. Unlit and without anti-aliasing (pyrender's segmentation pass: one flat
-    colour per part, multisampling off), so every pixel holds exactly one label: that of
-    the nearest triangle covering the pixel centre."""
-    from hmrkit.render.overlay import _GL_FROM_CV, _intrinsics, _lock, _meshes, _pyrender, _renderer, _size
+    K (3, 3) px. Unlit and without anti-aliasing (``hmrkit.render.render_labels``: one
+    flat colour per part, multisampling off), so every pixel holds exactly one label: that
+    of the nearest triangle covering the pixel centre."""
+    from hmrkit.render import render_labels
 
-    H, W = _size(image_size)
-    v, f = _meshes(vertices, faces)
-    v = v[0]
-    K = _intrinsics(K)
-    lab = np.asarray(face_labels).astype(np.int64)
-    if lab.shape != (len(f),):
-        raise ValueError(f"face_labels: expected shape ({len(f)},), got {lab.shape}")
-    if lab.size and (lab.min() < 0 or lab.max() > 254):
-        raise ValueError(f"face_labels: expected values in [0, 254], got [{lab.min()}, {lab.max()}]")
-    out = np.full((H, W), -1, np.int16)
-    if len(f) == 0 or not (v[:, 2] > 0).any():
-        return out
-    pyrender = _pyrender()
-    scene = pyrender.Scene(bg_color=(0.0, 0.0, 0.0, 0.0))
-    seg_map = {}
-    for k in np.unique(lab):
-        ff = f[lab == k]
-        used, inv = np.unique(ff, return_inverse=True)
-        prim = pyrender.Primitive(positions=v[used].astype(np.float32), indices=inv.reshape(-1, 3).astype(np.uint32),
-                                  mode=pyrender.constants.GLTF.TRIANGLES)
-        node = scene.add(pyrender.Mesh(primitives=[prim]))
-        seg_map[node] = (int(k) + 1, 0, 0)  # colour channel R = label + 1 (0 = background)
-    scene.add(_camera(pyrender, K, v), pose=_GL_FROM_CV)
-    flags = pyrender.RenderFlags.SEG | pyrender.RenderFlags.SKIP_CULL_FACES
-    with _lock:
-        color, _ = _renderer(H, W).render(scene, flags=flags, seg_node_map=seg_map)
-    return (np.asarray(color[..., 0]).astype(np.int16) - 1)
+    return render_labels(vertices, faces, face_labels, K, image_size)
 
 
 def _render_rgb(vertices: np.ndarray, faces: np.ndarray, vertex_colors: np.ndarray, K: np.ndarray,
                 image_size, light: Light, bg_srgb: np.ndarray, supersample: int):
     """Lit render over a flat background: (rgb uint8, coverage float32)."""
-    from hmrkit.render.overlay import _GL_FROM_CV, _lock, _pose_looking_along, _pyrender, _renderer, \
-        vertex_normals
+    from hmrkit.render import render_vertex_colors
 
-    H, W = image_size
-    s = max(1, int(supersample))
-    pyrender = _pyrender()
-    amb = float(np.clip(light.ambient, 0, 1))
-    scene = pyrender.Scene(bg_color=(*bg_srgb, 0.0), ambient_light=(amb, amb, amb))
-    material = pyrender.MetallicRoughnessMaterial(baseColorFactor=(1.0, 1.0, 1.0, 1.0), metallicFactor=0.0,
-                                                  roughnessFactor=0.7, alphaMode="OPAQUE", doubleSided=True)
-    prim = pyrender.Primitive(positions=vertices.astype(np.float32),
-                              normals=vertex_normals(vertices, faces).astype(np.float32),
-                              color_0=vertex_colors, indices=faces.astype(np.uint32), material=material,
-                              mode=pyrender.constants.GLTF.TRIANGLES)
-    scene.add(pyrender.Mesh(primitives=[prim]))
-    scene.add(_camera(pyrender, K, vertices, s), pose=_GL_FROM_CV)
     d = np.asarray(light.direction, np.float64)
-    scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=float(light.intensity)),
-              pose=_pose_looking_along(d))
+    lights = [(d, float(light.intensity))]
     if light.fill > 0:
-        dfill = np.array([-d[0], 0.3 * abs(d[1]), abs(d[2]) + 0.5])
-        scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=float(light.fill)),
-                  pose=_pose_looking_along(dfill))
-    with _lock:
-        color, depth = _renderer(H * s, W * s).render(scene, flags=pyrender.RenderFlags.SKIP_CULL_FACES)
-    rgb = np.asarray(color[..., :3])
-    mask = (np.asarray(depth) > 0).astype(np.float32)
-    if s > 1:
-        rgb = np.clip(np.round(rgb.reshape(H, s, W, s, 3).astype(np.float32).mean((1, 3))), 0, 255).astype(np.uint8)
-        mask = mask.reshape(H, s, W, s).mean((1, 3))
-    return rgb, mask
+        lights.append((np.array([-d[0], 0.3 * abs(d[1]), abs(d[2]) + 0.5]), float(light.fill)))
+    return render_vertex_colors(vertices, faces, vertex_colors, K, image_size, lights, ambient=light.ambient,
+                                bg_color=bg_srgb, supersample=supersample, roughness=0.7)
 
 
 def _skin(skin_tone, rng: np.random.Generator) -> np.ndarray:
@@ -545,10 +486,10 @@ def render_sample(body, params: BodyParams, K, image_size, background=None, skin
 def _render_vertices(body, vertices: Tensor, K, image_size, background, skin_tone, light, seed, clothing,
                      config: RenderConfig) -> Render:
     """render_sample on posed vertices (V, 3), camera frame."""
-    from hmrkit.render.overlay import _intrinsics, _size
+    from hmrkit.render import check_image_size, check_intrinsics
 
-    H, W = _size(image_size)
-    K = _intrinsics(K)
+    H, W = check_image_size(image_size)
+    K = check_intrinsics(K)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5EED]))
     # draw every random choice in a fixed order, whatever the caller fixed
     skin = _skin(skin_tone, rng)

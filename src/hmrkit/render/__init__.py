@@ -7,23 +7,33 @@ pyrender is imported by the functions that render (``pip install "hmrkit[render]
 from hmrkit.render.overlay import (
     PALETTE,
     RendererUnavailable,
+    check_image_size,
+    check_intrinsics,
     clear_renderer_cache,
     draw_keypoints,
     overlay_panel,
+    render_labels,
     render_mesh,
     render_overlay,
     render_side_view,
+    render_vertex_colors,
     side_view_vertices,
+    vertex_normals,
 )
 
 __all__ = [
     "PALETTE",
     "RendererUnavailable",
+    "check_image_size",
+    "check_intrinsics",
     "clear_renderer_cache",
     "draw_keypoints",
     "overlay_panel",
+    "render_labels",
     "render_mesh",
     "render_overlay",
     "render_side_view",
+    "render_vertex_colors",
     "side_view_vertices",
+    "vertex_normals",
 ]

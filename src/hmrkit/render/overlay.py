@@ -212,7 +212,9 @@ def _meshes(vertices, faces):
     return v, f
 
 
-def _intrinsics(K) -> np.ndarray:
+def check_intrinsics(K) -> np.ndarray:
+    """K (3, 3) or (1, 3, 3), numpy or torch -> (3, 3) float64 OpenCV intrinsics in pixels;
+    ValueError for another shape or a focal length <= 0."""
     K = _np(K, np.float64)
     if K.shape == (1, 3, 3):
         K = K[0]
@@ -248,7 +250,8 @@ def _image(image) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3])
 
 
-def _size(image_size) -> tuple[int, int]:
+def check_image_size(image_size) -> tuple[int, int]:
+    """(H, W) -> (int H, int W); ValueError unless both are positive."""
     h, w = (int(s) for s in image_size)
     if h <= 0 or w <= 0:
         raise ValueError(f"image_size: expected (H, W) > 0, got {tuple(image_size)}")
@@ -269,6 +272,18 @@ def _pose_looking_along(d) -> np.ndarray:
     T = np.eye(4)
     T[:3, :3] = np.stack([x, np.cross(z, x), z], axis=1)
     return T
+
+
+def _camera(pyrender, K: np.ndarray, vertices: np.ndarray, s: int = 1):
+    """A pyrender camera of OpenCV intrinsics K (px) for an image supersampled ``s`` times,
+    its clipping planes around the vertices' depths (any shape (..., 3), metres)."""
+    z = np.asarray(vertices)[..., 2]
+    zpos = z[z > 0]
+    znear = float(np.clip(0.5 * zpos.min(), 1e-3, 1.0)) if zpos.size else 0.05
+    zfar = float(max(2.0 * zpos.max(), znear * 10) + 1.0) if zpos.size else 100.0
+    # pixel centres at integers (OpenCV) -> OpenGL's pixel centres at +0.5
+    return pyrender.IntrinsicsCamera(fx=K[0, 0] * s, fy=K[1, 1] * s, cx=(K[0, 2] + 0.5) * s,
+                                     cy=(K[1, 2] + 0.5) * s, znear=znear, zfar=zfar)
 
 
 # Directional lights from around the camera, as (direction of travel in the OpenCV camera
@@ -305,9 +320,9 @@ def render_mesh(vertices, faces, K, image_size, colors=None, bg_color=(1.0, 1.0,
     numpy arrays or torch tensors in; numpy out. Triangles counter-clockwise as seen from
     outside (the usual outward winding) are lit; back faces get ambient light only.
     Raises RendererUnavailable (an ImportError) when pyrender or OpenGL is missing."""
-    H, W = _size(image_size)
+    H, W = check_image_size(image_size)
     v, f = _meshes(vertices, faces)
-    K = _intrinsics(K)
+    K = check_intrinsics(K)
     col = _colors(colors, len(v))
     s = max(1, int(supersample))
     bg = np.clip(np.asarray(bg_color, dtype=np.float64), 0, 1)
@@ -317,9 +332,6 @@ def render_mesh(vertices, faces, K, image_size, colors=None, bg_color=(1.0, 1.0,
         return empty_rgb, np.zeros((H, W), np.float32)
 
     pyrender = _pyrender()
-    zpos = z[z > 0]
-    znear = float(np.clip(0.5 * zpos.min(), 1e-3, 1.0))
-    zfar = float(max(2.0 * zpos.max(), znear * 10) + 1.0)
     scene = pyrender.Scene(bg_color=(*bg, 0.0), ambient_light=(0.25, 0.25, 0.25))
     for i in range(len(v)):
         finite = np.isfinite(v[i]).all(axis=1)
@@ -334,12 +346,7 @@ def render_mesh(vertices, faces, K, image_size, colors=None, bg_color=(1.0, 1.0,
             indices=f.astype(np.uint32), material=material, mode=pyrender.constants.GLTF.TRIANGLES,
         )
         scene.add(pyrender.Mesh(primitives=[primitive]))
-    # pixel centres at integers (OpenCV) -> OpenGL's pixel centres at +0.5
-    camera = pyrender.IntrinsicsCamera(
-        fx=K[0, 0] * s, fy=K[1, 1] * s, cx=(K[0, 2] + 0.5) * s, cy=(K[1, 2] + 0.5) * s,
-        znear=znear, zfar=zfar,
-    )
-    scene.add(camera, pose=_GL_FROM_CV)
+    scene.add(_camera(pyrender, K, v, s), pose=_GL_FROM_CV)
     for direction, intensity in _LIGHTS:
         light = pyrender.DirectionalLight(color=np.ones(3), intensity=intensity)
         scene.add(light, pose=_pose_looking_along(direction))
@@ -354,6 +361,104 @@ def render_mesh(vertices, faces, K, image_size, colors=None, bg_color=(1.0, 1.0,
         rgb = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
         mask = mask.reshape(H, s, W, s).mean((1, 3))
     return np.ascontiguousarray(rgb, dtype=np.uint8), mask
+
+
+def render_vertex_colors(vertices, faces, vertex_colors, K, image_size, lights, ambient: float = 0.25,
+                         bg_color=(1.0, 1.0, 1.0), supersample: int = 1,
+                         roughness: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
+    """Render one mesh coloured per vertex, lit by directional lights.
+
+    vertices: (V, 3) metres, OpenCV camera frame; faces (F, 3) int (both sides drawn).
+    vertex_colors: (V, 3) or (V, 4) float in [0, 1], LINEAR RGB(A) (the shader works in
+      linear light and gamma-encodes its output).
+    K: (3, 3) OpenCV intrinsics, px; image_size: (H, W) px.
+    lights: [(direction, intensity), ...]: direction of travel (3,) in the OpenCV camera
+      frame (z > 0: from behind the camera), need not be unit; pyrender intensity (a
+      surface facing the light gets intensity / pi of its colour).
+    ambient: uniform light level in [0, 1]; bg_color: RGB in [0, 1] (sRGB) where no mesh is;
+    supersample: render at this factor and average down; roughness: the material's.
+    Returns (rgb (H, W, 3) uint8, mask (H, W) float32 in [0, 1]: the mesh's coverage).
+    Raises RendererUnavailable (an ImportError) when pyrender or OpenGL is missing."""
+    H, W = check_image_size(image_size)
+    v, f = _meshes(vertices, faces)
+    if v.shape[0] != 1:
+        raise ValueError(f"vertices: expected one mesh (V, 3), got {v.shape}")
+    v = v[0]
+    K = check_intrinsics(K)
+    col = _np(vertex_colors, np.float32)
+    if col.shape not in ((len(v), 3), (len(v), 4)):
+        raise ValueError(f"vertex_colors: expected shape ({len(v)}, 3) or ({len(v)}, 4), got {col.shape}")
+    if col.shape[1] == 3:
+        col = np.concatenate([col, np.ones((len(col), 1), np.float32)], 1)
+    if not np.isfinite(v).all():
+        raise ValueError("vertices: NaN or infinite coordinates")
+    s = max(1, int(supersample))
+    bg = np.clip(np.asarray(bg_color, dtype=np.float64), 0, 1)
+    if len(v) == 0 or len(f) == 0 or not (v[:, 2] > 0).any():
+        return (np.broadcast_to(np.round(bg * 255).astype(np.uint8), (H, W, 3)).copy(),
+                np.zeros((H, W), np.float32))
+    pyrender = _pyrender()
+    amb = float(np.clip(ambient, 0, 1))
+    scene = pyrender.Scene(bg_color=(*bg, 0.0), ambient_light=(amb, amb, amb))
+    material = pyrender.MetallicRoughnessMaterial(baseColorFactor=(1.0, 1.0, 1.0, 1.0), metallicFactor=0.0,
+                                                  roughnessFactor=float(roughness), alphaMode="OPAQUE",
+                                                  doubleSided=True)
+    prim = pyrender.Primitive(positions=v.astype(np.float32), normals=vertex_normals(v, f).astype(np.float32),
+                              color_0=col, indices=f.astype(np.uint32), material=material,
+                              mode=pyrender.constants.GLTF.TRIANGLES)
+    scene.add(pyrender.Mesh(primitives=[prim]))
+    scene.add(_camera(pyrender, K, v, s), pose=_GL_FROM_CV)
+    for direction, intensity in lights:
+        if intensity > 0:
+            scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=float(intensity)),
+                      pose=_pose_looking_along(direction))
+    with _lock:
+        color, depth = _renderer(H * s, W * s).render(scene, flags=pyrender.RenderFlags.SKIP_CULL_FACES)
+    rgb = np.asarray(color[..., :3])
+    mask = (np.asarray(depth) > 0).astype(np.float32)
+    if s > 1:
+        rgb = np.clip(np.round(rgb.reshape(H, s, W, s, 3).astype(np.float32).mean((1, 3))), 0, 255).astype(np.uint8)
+        mask = mask.reshape(H, s, W, s).mean((1, 3))
+    return np.ascontiguousarray(rgb, dtype=np.uint8), mask
+
+
+def render_labels(vertices, faces, face_labels, K, image_size) -> np.ndarray:
+    """(H, W) int16 per-pixel labels of a mesh's triangles (-1 where no mesh is), e.g. a
+    body-part segmentation.
+
+    vertices (V, 3) metres, OpenCV camera frame; faces (F, 3) int; face_labels (F,) int in
+    [0, 254]; K (3, 3) px; image_size (H, W). Unlit and without anti-aliasing (pyrender's
+    segmentation pass: one flat colour per label, multisampling off), so every pixel holds
+    exactly one label: that of the nearest triangle covering the pixel centre."""
+    H, W = check_image_size(image_size)
+    v, f = _meshes(vertices, faces)
+    if v.shape[0] != 1:
+        raise ValueError(f"vertices: expected one mesh (V, 3), got {v.shape}")
+    v = v[0]
+    K = check_intrinsics(K)
+    lab = np.asarray(_np(face_labels)).astype(np.int64)
+    if lab.shape != (len(f),):
+        raise ValueError(f"face_labels: expected shape ({len(f)},), got {lab.shape}")
+    if lab.size and (lab.min() < 0 or lab.max() > 254):
+        raise ValueError(f"face_labels: expected values in [0, 254], got [{lab.min()}, {lab.max()}]")
+    out = np.full((H, W), -1, np.int16)
+    if len(f) == 0 or not (v[:, 2] > 0).any():
+        return out
+    pyrender = _pyrender()
+    scene = pyrender.Scene(bg_color=(0.0, 0.0, 0.0, 0.0))
+    seg_map = {}
+    for k in np.unique(lab):
+        ff = f[lab == k]
+        used, inv = np.unique(ff, return_inverse=True)
+        prim = pyrender.Primitive(positions=v[used].astype(np.float32), indices=inv.reshape(-1, 3).astype(np.uint32),
+                                  mode=pyrender.constants.GLTF.TRIANGLES)
+        node = scene.add(pyrender.Mesh(primitives=[prim]))
+        seg_map[node] = (int(k) + 1, 0, 0)  # colour channel R = label + 1 (0 = background)
+    scene.add(_camera(pyrender, K, v), pose=_GL_FROM_CV)
+    flags = pyrender.RenderFlags.SEG | pyrender.RenderFlags.SKIP_CULL_FACES
+    with _lock:
+        color, _ = _renderer(H, W).render(scene, flags=flags, seg_node_map=seg_map)
+    return np.asarray(color[..., 0]).astype(np.int16) - 1
 
 
 def render_overlay(image, vertices, faces, K, alpha: float = 0.8, colors=None,
@@ -375,9 +480,9 @@ def side_view_vertices(vertices, K, image_size, angle_deg: float = 90.0, margin:
     vertical (camera y) axis through their common centroid (positive: the right side of
     the image comes towards the camera), then pushed back along z only as far as needed
     for every vertex to be in view (``margin``: fraction of the image kept free)."""
-    H, W = _size(image_size)
+    H, W = check_image_size(image_size)
     v, _ = _meshes(vertices, np.zeros((0, 3), np.int64))
-    K = _intrinsics(K)
+    K = check_intrinsics(K)
     if v.size == 0:
         return v
     c = v.reshape(-1, 3).mean(0)
