@@ -224,3 +224,98 @@ def test_forward_joints_matches_forward(anny_body):
     assert torch.allclose(b.forward_joints(shared), b(shared).joints, atol=1e-5)
     loop = torch.cat([b(shared[i]).vertices for i in range(3)])
     assert torch.allclose(b(shared).vertices, loop, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------
+# forward_keypoints: keypoints without the mesh
+
+
+def _full_keypoints(b, params, conventions):
+    out = b(params)
+    result = {c: b.keypoints(out, c) for c in conventions}
+    result["joints"] = out.joints
+    return result
+
+
+@pytest.mark.parametrize("B,expression,shared", [(1, True, False), (3, True, False), (4, False, False),
+                                                  (3, True, True), (3, False, True)])
+def test_forward_keypoints_equals_keypoints_of_forward(anny_body, B, expression, shared):
+    b = anny_body
+    p = random_params(b, B, seed=B, scale=0.6)
+    shape = p.shape[:1].expand(B, -1) if shared else p.shape  # stride 0: the rest bones built once
+    p = BodyParams(p.global_orient, p.pose, shape, p.transl, p.expression if expression else None)
+    conventions = tuple(b.keypoint_conventions)
+    fast, full = b.forward_keypoints(p, conventions), _full_keypoints(b, p, conventions)
+    assert set(fast) == set(conventions) | {"joints"}
+    for c in full:
+        assert fast[c].shape == full[c].shape
+        assert (fast[c] - full[c]).abs().max() < 1e-5, c  # metres
+    # the keypoints the model cannot produce stay at zero, whatever transl
+    for c in conventions:
+        assert not fast[c][:, ~b.keypoint_valid(c)].any()
+
+
+def test_forward_keypoints_expression_moves_the_face(anny_body):
+    """The face regressor's vertices follow the facial blend shapes (the test above checks
+    the values; this one that the expression is not ignored)."""
+    b = anny_body
+    p = b.mean_params(1)
+    e = torch.zeros(1, b.num_expression)
+    e[0, b.facial_action_names.index("jawOpen")] = 1.0
+    open_ = BodyParams(p.global_orient, p.pose, p.shape, p.transl, e)
+    moved = (b.forward_keypoints(open_, ("face",))["face"] - b.forward_keypoints(p, ("face",))["face"]).norm(dim=-1)
+    assert moved.max() > 0.005
+    assert (moved - (b.keypoints(b(open_), "face") - b.keypoints(b(p), "face")).norm(dim=-1)).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_forward_keypoints_gradients_equal_the_full_path(anny_body, anny_body64, dtype):
+    b = anny_body if dtype == torch.float32 else anny_body64
+    p = random_params(b, 3, seed=5, scale=0.6)
+    conventions = tuple(b.keypoint_conventions)
+    g = torch.Generator().manual_seed(1)
+    sizes = {c: len(b.regressors[c].names) for c in conventions} | {"joints": len(b.joint_names)}
+    w = {c: torch.randn(3, k, 3, generator=g, dtype=dtype) for c, k in sizes.items()}
+
+    def grads(fn):
+        q = p.map(lambda t: t.clone().requires_grad_(True))
+        kp = fn(q, conventions)
+        sum((kp[c] * w[c]).sum() for c in w).backward()
+        return {"pose": q.pose.grad, "shape": q.shape.grad, "global_orient": q.global_orient.grad,
+                "transl": q.transl.grad, "expression": q.expression.grad}
+
+    fast, full = grads(b.forward_keypoints), grads(lambda q, cs: _full_keypoints(b, q, cs))
+    rtol, atol = (1e-4, 1e-4) if dtype == torch.float32 else (1e-10, 1e-10)
+    for name in full:
+        assert full[name].abs().max() > 0, name
+        assert torch.allclose(fast[name], full[name], rtol=rtol, atol=atol), \
+            f"{name}: {(fast[name] - full[name]).abs().max().item():.2e}"
+
+
+def test_forward_keypoints_batch_equals_loop(anny_body):
+    b = anny_body
+    p = random_params(b, 4, seed=9)
+    conventions = ("mediapipe33", "hand21_left", "face")
+    batch = b.forward_keypoints(p, conventions)
+    for i in range(4):
+        single = b.forward_keypoints(p[i], conventions)
+        for c in batch:
+            assert torch.allclose(batch[c][i], single[c][0], atol=1e-5), c
+
+
+def test_rest_bone_poses_equal_annys(anny_body):
+    """The rest bones built without the rest mesh are Anny's own."""
+    b = anny_body
+    a = b.anny
+    g = torch.Generator().manual_seed(2)
+    coeffs = a._get_phenotype_blendshape_coefficients(
+        torch.rand(3, 6, generator=g), torch.zeros(1, 0), torch.rand(3, b.num_expression, generator=g))
+    assert torch.allclose(b._rest_bone_poses(coeffs), a.get_rest_model(coeffs)["rest_bone_poses"], atol=1e-6)
+
+
+def test_forward_keypoints_names_unknown_conventions(anny_body):
+    p = anny_body.mean_params(1)
+    with pytest.raises(ValueError, match="no regressor for 'openpose25'.*coco17"):
+        anny_body.forward_keypoints(p, ("coco17", "openpose25"))
+    # a single name is one convention, not its letters
+    assert set(anny_body.forward_keypoints(p, "coco17")) == {"coco17", "joints"}

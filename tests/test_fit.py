@@ -8,6 +8,7 @@ from hmrkit.data.synthetic import NoiseConfig, SceneConfig, keypoints2d, load_po
 from hmrkit.eval.metrics import pa_mpjpe
 from hmrkit.fit import FitConfig, Fitter
 from hmrkit.fit.losses import geman_mcclure, reprojection_loss, smoothness_loss
+from hmrkit.geometry.camera import project
 from hmrkit.types import BodyParams
 
 
@@ -114,3 +115,51 @@ def test_too_few_keypoints_is_not_valid(anny_body):
     kp[:, 4:, 2] = 0.0  # only 4 confident keypoints
     pred = Fitter(b, FitConfig(body_iters=5, camera_iters=5, detail_iters=0)).fit(kp, "mediapipe33", scenes.K)
     assert not pred.valid.any()
+
+
+def test_fit_runs_the_full_forward_only_for_its_result(anny_body, monkeypatch):
+    """The optimisation loops evaluate keypoints only (forward_keypoints): the mesh is built
+    once, for the returned output."""
+    b = anny_body
+    scenes = _scenes(b, n=2)
+    kp = keypoints2d(b, scenes, "holistic", NoiseConfig.clean())
+    fitter = Fitter(b, FitConfig(camera_iters=4, body_iters=3, detail_iters=2))
+    calls = []
+    forward = type(b).forward
+
+    def counted(self, params):
+        calls.append(params.batch_size)
+        return forward(self, params)
+
+    monkeypatch.setattr(type(b), "forward", counted)
+    pred = fitter.fit(kp, "holistic", scenes.K)
+    assert calls == [2]
+    assert pred.output.vertices.shape == (2, b.num_vertices, 3)
+
+
+def test_fit_energy_equals_the_full_forward_energy(anny_body):
+    """The energy the loops minimise, from forward_keypoints, is the one of the full forward
+    and the regressors (holistic parts, 3D keypoints and the smoothness term on joints)."""
+    b = anny_body
+    scenes = _scenes(b, n=3, seed=2)
+    kp = keypoints2d(b, scenes, "holistic", NoiseConfig.realistic(), seed=1)
+    with torch.no_grad():
+        X = b.keypoints(b(scenes.params), "mediapipe33")
+    k3 = torch.zeros(*kp.shape[:2], 4)
+    k3[:, :33] = torch.cat([X - 0.5 * (X[:, 23:24] + X[:, 24:25]), torch.ones(3, 33, 1)], -1)
+    fitter = Fitter(b, FitConfig(w_smooth=10.0))
+    parts = fitter._parts("holistic", kp, k3)
+    assert [pt[0] for pt in parts] == ["mediapipe33", "hand21_left", "hand21_right", "face"]
+    g = torch.Generator().manual_seed(0)
+    p = scenes.params
+    tweak = roma.rotvec_to_rotmat(0.1 * torch.randn(*p.pose.shape[:2], 3, generator=g))
+    p = BodyParams(p.global_orient, p.pose @ tweak, p.shape, p.transl,
+                   torch.rand(3, b.num_expression, generator=g) * 0.3)
+    scale = torch.full((3,), 0.5)
+    for stage in ("body", "detail"):
+        joints, preds = fitter._predict(p, parts, scenes.K)
+        fast = fitter._energy(p, joints, preds, parts, scenes.K, scale, True, stage)
+        out = b(p)
+        full_preds = [(Y, project(Y, scenes.K)) for Y in (b.keypoints(out, c) for c, _, _, _ in parts)]
+        full = fitter._energy(p, out.joints, full_preds, parts, scenes.K, scale, True, stage)
+        assert torch.allclose(fast, full, rtol=1e-5), stage

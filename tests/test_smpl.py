@@ -13,6 +13,7 @@ import torch
 
 import hmrkit.body
 from hmrkit.body import lbs
+from hmrkit.body.base import BodyModel
 from hmrkit.body.smpl import JOINT_NAMES, PARENTS, SMPLBody, read_model_file
 from hmrkit.body.synthetic import fake_chumpy, write_synthetic_model
 from hmrkit.errors import InputError
@@ -388,3 +389,51 @@ def test_interface_and_keypoints(kind, bodies):
         assert (hand[[8, 12, 16, 20], 0] > hand[0, 0]).all()
     labels = body.vertex_part_labels()
     assert labels.shape == (body.num_vertices,) and labels.max() < J + 1
+
+
+# ----------------------------------------------------------------------------------------
+# forward_keypoints: keypoints without the whole mesh
+
+
+@pytest.mark.parametrize("kind", ["smpl", "smplh", "smplx"])
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_forward_keypoints_equals_keypoints_of_forward(kind, batch_size, bodies):
+    body = bodies[kind]
+    params = random_params(body, batch_size, seed=batch_size)
+    conventions = tuple(body.keypoint_conventions)
+    out = body(params)
+    generic = BodyModel.forward_keypoints(body, params, conventions)  # the interface's: forward + regressors
+    fast = body.forward_keypoints(params, conventions)
+    assert set(fast) == set(generic) == set(conventions) | {"joints"}
+    assert torch.equal(generic["joints"], out.joints)
+    for c in conventions:
+        assert torch.equal(generic[c], body.keypoints(out, c))
+        assert (fast[c] - generic[c]).abs().max() < 1e-5, c  # metres
+    assert (fast["joints"] - out.joints).abs().max() < 1e-5
+    loop = [body.forward_keypoints(params[i], conventions) for i in range(batch_size)]
+    for c in fast:
+        assert torch.allclose(fast[c], torch.cat([x[c] for x in loop]), atol=1e-6), c
+
+
+@pytest.mark.parametrize("kind", ["smpl", "smplx"])
+def test_forward_keypoints_gradients_equal_the_full_path(kind, files):
+    body = SMPLBody.from_file(kind, files[kind], dtype=torch.float64)
+    params = random_params(body, 3, seed=4).to(torch.float64)
+    conventions = tuple(body.keypoint_conventions)
+    g = torch.Generator().manual_seed(0)
+    out = body(params)
+    w = {c: torch.randn(body.keypoints(out, c).shape, generator=g, dtype=torch.float64) for c in conventions}
+    w["joints"] = torch.randn(out.joints.shape, generator=g, dtype=torch.float64)
+    names = ("pose", "shape", "global_orient", "transl") + (("expression",) if body.num_expression else ())
+
+    def grads(fn):
+        q = params.map(lambda t: t.clone().requires_grad_(True))
+        kp = fn(q)
+        sum((kp[c] * w[c]).sum() for c in w).backward()
+        return {n: getattr(q, n).grad for n in names}
+
+    fast = grads(lambda q: body.forward_keypoints(q, conventions))
+    full = grads(lambda q: BodyModel.forward_keypoints(body, q, conventions))
+    for n in names:
+        assert full[n].abs().max() > 0, n
+        assert torch.allclose(fast[n], full[n], rtol=1e-9, atol=1e-9), n

@@ -42,11 +42,12 @@ import os
 import warnings
 from functools import lru_cache
 
+import roma
 import torch
 from torch import Tensor
 
-from hmrkit.body.base import BodyModel, KeypointRegressor
-from hmrkit.conventions import COCO17, HAND21, MEDIAPIPE33, SMPL24
+from hmrkit.body.base import BodyModel, KeypointRegressor, hand21_regressors
+from hmrkit.conventions import COCO17, MEDIAPIPE33, SMPL24
 from hmrkit.geometry.rotation import rotmat_power
 from hmrkit.types import BodyOutput, BodyParams
 
@@ -181,6 +182,23 @@ class AnnyBody(BodyModel):
         self.register_buffer("faces", self.anny.get_triangular_faces().long().clone(), persistent=False)
         self.regressors = torch.nn.ModuleDict(_anny_regressors(self))
 
+        # Blend-shape coefficients are laid out [phenotypes, facial actions, local changes]
+        # (anny's _get_phenotype_blendshape_coefficients): the facial columns, and whether
+        # they move the rest bones (they do not in anny 0.6: only the mesh).
+        a = self.anny
+        C = int(a.blendshapes.shape[0])
+        E, L = self.num_expression, len(a.local_change_labels)
+        first = C - E - 2 * L
+        cols = torch.arange(C)
+        self.register_buffer("_face_cols", cols[first:first + E].clone(), persistent=False)
+        self.register_buffer("_shape_cols", torch.cat([cols[:first], cols[first + E:]]), persistent=False)
+        self._facial_moves_bones = bool(E) and (
+            a.bone_orientation != "cached"
+            or bool(a.bone_heads_blendshapes[self._face_cols].abs().max() > 0)
+            or bool(a.bone_orientation_blendshapes[self._face_cols].abs().max() > 0)
+        )
+        self._skinned_regressors = {}  # convention -> _SkinnedRegressor, built on first use
+
     @property
     def num_vertices(self) -> int:
         return int(self.anny.template_vertices.shape[0])
@@ -233,15 +251,74 @@ class AnnyBody(BodyModel):
     def forward_joints(self, params: BodyParams) -> Tensor:
         """(B, 52, 3) the regression skeleton's joints only: forward kinematics without
         skinning the mesh, about 10x cheaper than forward() for fitting to joints."""
+        _, bone_poses, _ = self._posed_bones(params)
+        return self._to_body_frame(bone_poses[:, self.location_bone, :3, 3], params)
+
+    def forward_keypoints(self, params: BodyParams, conventions: tuple[str, ...]) -> dict[str, Tensor]:
+        """{convention: (B, K, 3), ..., "joints": (B, 52, 3)} in the frame of ``forward``,
+        without skinning the mesh: equal to ``keypoints(forward(params), convention)`` up to
+        float round-off, values and gradients.
+
+        The rest bones are built once and posed once; each keypoint's vertices are skinned
+        through the regressor folded into Anny's skinning (see ``_SkinnedRegressor``):
+        identity, facial-action and phenotype blend shapes included, the mesh never built.
+        A shape shared by the batch (stride 0, as ``forward``) builds the rest bones once."""
+        conventions = self._check_conventions(conventions)
+        transforms, bone_poses, coeffs = self._posed_bones(params)
+        joints_anny = bone_poses[:, self.location_bone, :3, 3]  # (B, 52, 3)
+        A = params.global_orient @ self.body_from_anny
+        result = {}
+        for c in conventions:
+            skinned = self._skinned_regressor(c)
+            X = skinned(transforms, joints_anny, coeffs[:, self._shape_cols], params.expression)
+            # a keypoint is an affine combination of points of weight sum s: the
+            # translation enters s times (0 for a keypoint the model cannot produce)
+            result[c] = X @ A.transpose(-1, -2) + skinned.weight_sum[:, None] * params.transl[:, None]
+        result["joints"] = joints_anny @ A.transpose(-1, -2) + params.transl[:, None]
+        return result
+
+    def _posed_bones(self, params: BodyParams):
+        """Anny's bones for params, Anny frame: (bone transforms (B, 104, 4, 4) from rest to
+        posed, as its skinning uses them; posed bone poses (B, 104, 4, 4); blend-shape
+        coefficients (Bs, C) with the facial columns at zero, Bs = 1 for a shared shape)."""
         deltas, shape = self._anny_inputs(params)
         a = self.anny
-        phen, local, facial = a._parse_parameter_kwargs(shape, a.phenotype_labels, 0.5, "phenotype_kwargs"), \
-            a._parse_parameter_kwargs(None, a.local_change_labels, 0.0, "local_changes_kwargs"), \
-            a._parse_parameter_kwargs(params.expression, a.facial_action_labels, 0.0, "facial_actions")
-        coeffs = a._get_phenotype_blendshape_coefficients(phen, local, facial)
-        rest = a.get_rest_model(coeffs)
-        _, bone_poses = a.get_bone_transforms(deltas, rest["rest_bone_poses"])
-        return self._to_body_frame(bone_poses[:, self.location_bone, :3, 3], params)
+        phen = a._parse_parameter_kwargs(shape, a.phenotype_labels, 0.5, "phenotype_kwargs")
+        local = a._parse_parameter_kwargs(None, a.local_change_labels, 0.0, "local_changes_kwargs")
+        no_face = phen.new_zeros(phen.shape[0], self.num_expression)
+        coeffs = a._get_phenotype_blendshape_coefficients(phen, local, no_face)
+        bone_coeffs = coeffs
+        if self._facial_moves_bones and params.expression is not None:
+            bone_coeffs = coeffs.expand(params.batch_size, -1).index_copy(1, self._face_cols, params.expression)
+        transforms, bone_poses = a.get_bone_transforms(deltas, self._rest_bone_poses(bone_coeffs))
+        return transforms, bone_poses, coeffs
+
+    def _rest_bone_poses(self, coeffs: Tensor) -> Tensor:
+        """(Bs, 104, 4, 4) Anny's rest bone poses for blend-shape coefficients (Bs, C):
+        ``anny.get_rest_model(coeffs)["rest_bone_poses"]`` without building the rest mesh
+        (its 'cached' bone orientations reproduced; other modes call anny)."""
+        a = self.anny
+        if a.bone_orientation != "cached":
+            return a.get_rest_model(coeffs)["rest_bone_poses"]
+        heads = a.template_bone_heads[None] + torch.einsum("cpd,bc->bpd", a.bone_heads_blendshapes, coeffs)
+        M = a.bone_template_orientation_matrices[None] + torch.einsum(
+            "ba,akij->bkij", coeffs, a.bone_orientation_blendshapes
+        )
+        R = roma.special_procrustes(M)
+        if a.rest_orientation_refiner is not None:
+            R = a.rest_orientation_refiner(R, heads)
+        if a.root_identity_orientation:
+            eye = torch.eye(3, dtype=R.dtype, device=R.device).expand(R.shape[0], 1, 3, 3)
+            R = torch.cat([eye, R[:, 1:]], dim=1)
+        return roma.Rigid(linear=R, translation=heads).to_homogeneous()
+
+    def _skinned_regressor(self, convention: str) -> "_SkinnedRegressor":
+        reg = self.regressors[convention]
+        cached = self._skinned_regressors.get(convention)
+        if cached is None or not cached.built_from(reg, self.anny.template_vertices):
+            cached = _SkinnedRegressor(self, reg)
+            self._skinned_regressors[convention] = cached
+        return cached
 
     def rest_output(self, shape: Tensor | None = None) -> BodyOutput:
         """The rest (A-)pose body in the body frame for the given (B, 6) phenotypes."""
@@ -256,6 +333,88 @@ class AnnyBody(BodyModel):
         idx = self.anny.vertex_bone_indices
         w = self.anny.vertex_bone_weights
         return idx.gather(1, w.argmax(1, keepdim=True))[:, 0].long()
+
+
+class _SkinnedRegressor:
+    """A keypoint regressor folded into Anny's linear blend skinning, so that keypoints
+    need no mesh.
+
+    Anny skins a rest vertex v_n (template plus blend shapes, linear in the coefficients c)
+    as v'_n = sum_b W_nb (R_b v_n + t_b), [R_b | t_b] the bone transforms from rest to
+    posed and W its vertex-bone weights; a keypoint is k = sum_n w_n v'_n + sum_j u_j J_j.
+    Regrouping the sums by bone: k = sum_b (R_b p_b + h_b t_b) + sum_j u_j J_j with
+    h_b = sum_n w_n W_nb and p_b = sum_n w_n W_nb v_n = rest_b + sum_c c_c dirs_cb. The pairs
+    (keypoint, bone) that some vertex of the keypoint links by a nonzero weight, with their
+    h_b, rest_b and dirs_cb, are computed once here (in float64); a keypoint then costs one
+    transform per bone that moves its vertices. The sums are Anny's own, regrouped: the
+    result equals the full path up to round-off.
+
+    Fields (P pairs, K keypoints, C blend shapes: Cs identity/local, E facial):
+      key, bone (P,) int64; h (P,); rest (P, 3) Anny frame; dirs_shape (Cs, P*3);
+      dirs_face (E, P*3) or None when no facial action moves these vertices;
+      joint_matrix (K, J+1) the weights on the skeleton's joints; weight_sum (K,).
+    """
+
+    def __init__(self, body: "AnnyBody", reg: KeypointRegressor):
+        a = body.anny
+        V, nb, f64 = body.num_vertices, a.bone_count, torch.float64
+        dtype, device = a.template_vertices.dtype, a.template_vertices.device
+        self._source = (reg.index, reg.weights, dtype, device)
+        index, weights = reg.index.cpu(), reg.weights.cpu().to(f64)
+        K = index.shape[0]
+        k_of = torch.arange(K)[:, None].expand_as(index)
+        on_vertex = (weights != 0) & (index < V)
+        on_joint = (weights != 0) & (index >= V)
+        joint_matrix = torch.zeros(K, len(body.joint_names), dtype=f64)
+        joint_matrix.index_put_((k_of[on_joint], index[on_joint] - V), weights[on_joint], accumulate=True)
+        # each (keypoint, vertex) entry spread over the vertex's bones
+        ek, en, ew = k_of[on_vertex], index[on_vertex], weights[on_vertex]
+        vb = a.vertex_bone_indices.cpu()[en].long()
+        vw = a.vertex_bone_weights.cpu()[en].to(f64) * ew[:, None]
+        keep = vw != 0
+        pk, pb, pn, pw = ek[:, None].expand_as(vb)[keep], vb[keep], en[:, None].expand_as(vb)[keep], vw[keep]
+        pairs, pair_of = torch.unique(pk * nb + pb, return_inverse=True)
+        verts, col = torch.unique(pn, return_inverse=True)
+        P, U = len(pairs), len(verts)
+        S = torch.sparse_coo_tensor(torch.stack([pair_of, col]), pw, (P, U), check_invariants=True).coalesce()
+        h = torch.zeros(P, dtype=f64).index_add_(0, pair_of, pw)
+        rest = torch.sparse.mm(S, a.template_vertices.cpu()[verts].to(f64)) if P else torch.zeros(0, 3, dtype=f64)
+        C = a.blendshapes.shape[0]
+        bs = a.blendshapes.cpu()[:, verts].to(f64).permute(1, 0, 2).reshape(U, C * 3)
+        dirs = (torch.sparse.mm(S, bs) if P else torch.zeros(0, C * 3, dtype=f64)).reshape(P, C, 3)
+        dirs = dirs.permute(1, 0, 2).reshape(C, P * 3)
+        dirs_face = dirs[body._face_cols.cpu()]
+
+        def put(t):
+            return t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype).contiguous()
+
+        self.num_keypoints, self.num_pairs = K, P
+        self.key, self.bone = put(pairs // nb), put(pairs % nb)
+        self.h, self.rest = put(h), put(rest)
+        self.dirs_shape = put(dirs[body._shape_cols.cpu()])
+        self.dirs_face = put(dirs_face) if bool((dirs_face != 0).any()) else None
+        self.joint_matrix = put(joint_matrix)
+        self.weight_sum = put((weights * (weights != 0)).sum(1))
+
+    def built_from(self, reg: KeypointRegressor, like: Tensor) -> bool:
+        index, weights, dtype, device = self._source
+        return index is reg.index and weights is reg.weights and dtype == like.dtype and device == like.device
+
+    def __call__(self, transforms: Tensor, joints: Tensor, coeffs: Tensor, expression: Tensor | None) -> Tensor:
+        """transforms (B, 104, 4, 4) Anny's rest -> posed bone transforms; joints (B, J+1, 3)
+        posed, Anny frame; coeffs (Bs, Cs) identity/local blend-shape coefficients, Bs in
+        {1, B}; expression (B, E) or None -> keypoints (B, K, 3), Anny frame, before
+        global_orient/transl."""
+        B, P = transforms.shape[0], self.num_pairs
+        X = torch.matmul(self.joint_matrix, joints)  # (B, K, 3)
+        if P == 0:
+            return X
+        rest = self.rest + (coeffs @ self.dirs_shape).reshape(-1, P, 3)
+        if self.dirs_face is not None and expression is not None:
+            rest = rest + (expression @ self.dirs_face).reshape(B, P, 3)
+        T = transforms[:, self.bone]  # (B, P, 4, 4)
+        moved = (T[..., :3, :3] @ rest[..., None])[..., 0] + T[..., :3, 3] * self.h[:, None]
+        return X.index_add(1, self.key, moved)
 
 
 def _scatter_rot(deltas: Tensor, bones: Tensor, R: Tensor) -> Tensor:
@@ -312,20 +471,7 @@ def _anny_regressors(body: AnnyBody) -> dict:
         mp[f"{side}_foot_index"] = coco_entries[f"{side}_big_toe"]
     regressors["mediapipe33"] = KeypointRegressor.from_entries(MEDIAPIPE33, [mp[n] for n in MEDIAPIPE33], V, dtype)
 
-    for side in ("left", "right"):
-        entries = []
-        for n in HAND21:
-            if n == "wrist":
-                entries.append(joint(f"{side}_wrist"))
-                continue
-            finger, part = n.split("_")
-            if part == "tip":
-                entries.append(picks[f"{side}_{finger}_tip"])
-                continue
-            k = {"cmc": 1, "mcp": 1, "pip": 2, "dip": 3} [part] if finger != "thumb" else \
-                {"cmc": 1, "mcp": 2, "ip": 3}[part]
-            entries.append(joint(f"{side}_{finger}{k}"))
-        regressors[f"hand21_{side}"] = KeypointRegressor.from_entries(HAND21, entries, V, dtype)
+    regressors.update(hand21_regressors(jidx, picks, V, dtype))
 
     smpl = []
     for n in SMPL24:

@@ -54,6 +54,38 @@ class KeypointRegressor(nn.Module):
         return KeypointRegressor(names, index, weights, valid)
 
 
+# hand21 joints -> (finger joint k of the model's ``{side}_{finger}{k}`` names): the thumb's
+# cmc, mcp and ip are its joints 1, 2, 3; the other fingers' mcp, pip and dip theirs.
+_HAND21_JOINT = {"thumb": {"cmc": 1, "mcp": 2, "ip": 3}, "finger": {"mcp": 1, "pip": 2, "dip": 3}}
+
+
+def hand21_regressors(joint_index: dict, tips: dict, num_vertices: int,
+                      dtype=torch.float32) -> dict[str, KeypointRegressor]:
+    """``hand21_left`` and ``hand21_right`` regressors for a model whose skeleton names its
+    wrists ``{side}_wrist`` and its finger joints ``{side}_{finger}{k}`` (k = 1, 2, 3 from the
+    palm; fingers thumb, index, middle, ring, pinky).
+
+    joint_index: joint name -> its index into cat(vertices, joints) (``num_vertices + j``);
+    tips: ``{side}_{finger}_tip`` -> [(index, weight), ...], the model's fingertip points."""
+    from hmrkit.conventions import HAND21
+
+    regressors = {}
+    for side in ("left", "right"):
+        entries = []
+        for name in HAND21:
+            if name == "wrist":
+                entries.append([(joint_index[f"{side}_wrist"], 1.0)])
+                continue
+            finger, part = name.split("_")
+            if part == "tip":
+                entries.append(tips[f"{side}_{finger}_tip"])
+                continue
+            k = _HAND21_JOINT["thumb" if finger == "thumb" else "finger"][part]
+            entries.append([(joint_index[f"{side}_{finger}{k}"], 1.0)])
+        regressors[f"hand21_{side}"] = KeypointRegressor.from_entries(HAND21, entries, num_vertices, dtype)
+    return regressors
+
+
 class BodyModel(nn.Module):
     """A parametric body model: BodyParams -> BodyOutput, plus what methods need to know.
 
@@ -129,12 +161,32 @@ class BodyModel(nn.Module):
 
     def keypoints(self, output: BodyOutput, convention: str) -> Tensor:
         """(B, K, 3) keypoints of ``convention`` regressed from the mesh and joints."""
-        if convention not in self.regressors:
-            raise ValueError(
-                f"body model {self.name!r} has no regressor for {convention!r}; "
-                f"choose from {self.keypoint_conventions}"
-            )
+        self._check_conventions((convention,))
         return self.regressors[convention](output.vertices, output.joints)
+
+    def forward_keypoints(self, params: BodyParams, conventions: tuple[str, ...]) -> dict[str, Tensor]:
+        """Keypoints of several conventions and the joints, without the mesh when the model
+        can skip it: {convention: (B, K, 3), ..., "joints": (B, J+1, 3)}, metres, the frame of
+        ``forward`` (equal to ``keypoints(forward(params), convention)`` up to float
+        round-off). Meant for loops that need keypoints only (fitting, training); this
+        generic version runs ``forward``, models override it with a cheaper path."""
+        conventions = self._check_conventions(conventions)
+        out = self.forward(params)
+        result = {c: self.regressors[c](out.vertices, out.joints) for c in conventions}
+        result["joints"] = out.joints
+        return result
+
+    def _check_conventions(self, conventions) -> tuple[str, ...]:
+        if isinstance(conventions, str):
+            conventions = (conventions,)
+        conventions = tuple(conventions)
+        for c in conventions:
+            if c not in self.regressors:
+                raise ValueError(
+                    f"body model {self.name!r} has no regressor for {c!r}; "
+                    f"choose from {self.keypoint_conventions}"
+                )
+        return conventions
 
     def keypoint_valid(self, convention: str) -> Tensor:
         """(K,) bool: the keypoints of ``convention`` this model can produce."""

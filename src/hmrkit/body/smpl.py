@@ -41,8 +41,8 @@ import torch
 from torch import Tensor
 
 from hmrkit.body import lbs as _lbs
-from hmrkit.body.base import BodyModel, KeypointRegressor
-from hmrkit.conventions import COCO17, HAND21, MEDIAPIPE33, SMPL24
+from hmrkit.body.base import BodyModel, KeypointRegressor, hand21_regressors
+from hmrkit.conventions import COCO17, MEDIAPIPE33, SMPL24
 from hmrkit.errors import InputError
 from hmrkit.types import BodyOutput, BodyParams
 
@@ -403,6 +403,12 @@ class SMPLBody(BodyModel):
         buf("pose_dirs", np.moveaxis(data["posedirs"], 2, 0))  # (J*9, V, 3)
         buf("joint_regressor", data["J_regressor"])
         buf("lbs_weights", data["weights"])
+        # the rest joints' template and shape directions, J_regressor applied once (float64):
+        # forward_keypoints needs the joints without the whole rest mesh
+        J = np.asarray(data["J_regressor"], dtype=np.float64)
+        buf("joint_template", J @ np.asarray(data["v_template"], dtype=np.float64))
+        buf("joint_shape_dirs", np.einsum("nv,vds->snd", J, np.asarray(sd[:, :, beta_cols + expr_cols], np.float64)))
+        self._subsets = {}  # conventions -> _VertexSubset, built on first use
         buf("faces", data["f"].astype(np.int64), torch.int64)
         # (2, 15, 3) left, right: smplx's default hand mean (flat_hand_mean=False), or None
         if kind != "smpl" and "hands_meanl" in data and "hands_meanr" in data:
@@ -434,10 +440,9 @@ class SMPLBody(BodyModel):
         """Rest pose (identity rotations, flat hands), zero betas/expression/translation."""
         return self._identity_params(batch_size, 0.0)
 
-    def forward(self, params: BodyParams) -> BodyOutput:
-        """params (B, ...) -> BodyOutput: vertices (B, V, 3) and joints (B, J+1, 3) in metres,
-        SMPL frame turned by global_orient about the rest pelvis joint, then shifted by
-        transl (exactly as the smplx package); faces (F, 3)."""
+    def _inputs(self, params: BodyParams) -> tuple[Tensor, Tensor]:
+        """(blend-shape coefficients (B, S+E): betas then expression; rotations (B, J+1, 3, 3),
+        the root's first), after checking params."""
         self.check_params(params)
         dtype = self.v_template.dtype
         if params.pose.dtype != dtype:
@@ -451,10 +456,44 @@ class SMPLBody(BodyModel):
                 expression = params.shape.new_zeros(B, self.num_expression)
             coeffs = torch.cat([coeffs, expression], dim=1)
         rotmats = torch.cat([params.global_orient[:, None], params.pose], dim=1)
+        return coeffs, rotmats
+
+    def forward(self, params: BodyParams) -> BodyOutput:
+        """params (B, ...) -> BodyOutput: vertices (B, V, 3) and joints (B, J+1, 3) in metres,
+        SMPL frame turned by global_orient about the rest pelvis joint, then shifted by
+        transl (exactly as the smplx package); faces (F, 3)."""
+        coeffs, rotmats = self._inputs(params)
         vertices, joints = _lbs.lbs(coeffs, rotmats, self.v_template, self.shape_dirs, self.pose_dirs,
                                     self.joint_regressor, self.parents, self.lbs_weights)
         t = params.transl[:, None]
         return BodyOutput(vertices=vertices + t, joints=joints + t, faces=self.faces)
+
+    def forward_keypoints(self, params: BodyParams, conventions: tuple[str, ...]) -> dict[str, Tensor]:
+        """{convention: (B, K, 3), ..., "joints": (B, J+1, 3)}, the frame of ``forward``:
+        the same LBS (``lbs.lbs``) for only the vertices the regressors use, the rest joints
+        from the joint regressor folded into the template and shape directions. Equal to
+        ``keypoints(forward(params), convention)`` up to float round-off."""
+        conventions = self._check_conventions(conventions)
+        coeffs, rotmats = self._inputs(params)
+        subset = self._vertex_subset(conventions)
+        rest_joints = self.joint_template + _lbs.blend_shapes(coeffs, self.joint_shape_dirs)
+        world_R, world_t = _lbs.forward_kinematics(rotmats, rest_joints, self.parents)
+        v = subset.template + _lbs.blend_shapes(coeffs, subset.shape_dirs)
+        v = v + _lbs.pose_blend_offsets(rotmats, subset.pose_dirs)
+        vertices = _lbs.skin(v, subset.weights, world_R, world_t, rest_joints)
+        t = params.transl[:, None]
+        vertices, joints = vertices + t, world_t + t
+        result = {c: subset.regressors[c](vertices, joints) for c in conventions}
+        result["joints"] = joints
+        return result
+
+    def _vertex_subset(self, conventions: tuple[str, ...]) -> "_VertexSubset":
+        cached = self._subsets.get(conventions)
+        regs = [self.regressors[c] for c in conventions]
+        if cached is None or not cached.built_from(regs, self.v_template):
+            cached = _VertexSubset(self, conventions)
+            self._subsets[conventions] = cached
+        return cached
 
     def rest_joints(self, shape: Tensor, expression: Tensor | None = None) -> Tensor:
         """shape (B, num_betas) -> (B, J+1, 3) the unposed joints, metres, SMPL frame."""
@@ -473,6 +512,40 @@ class SMPLBody(BodyModel):
     def extra_repr(self) -> str:
         return (f"{DISPLAY_NAME[self.name]}, {self.num_vertices} vertices, {len(self.joint_names)} joints, "
                 f"{self.num_shape} betas, {self.num_expression} expression, from {self.source or 'arrays'}")
+
+
+class _VertexSubset:
+    """The vertices some regressors use: their rows of the model's arrays, and the
+    regressors re-indexed into cat(these vertices, joints).
+
+    template (U, 3); shape_dirs (S, U, 3); pose_dirs (J*9, U, 3); weights (U, N);
+    regressors {convention: KeypointRegressor}."""
+
+    def __init__(self, body: SMPLBody, conventions: tuple[str, ...]):
+        V = body.num_vertices
+        regs = [body.regressors[c] for c in conventions]
+        self._source = ([(r.index, r.weights) for r in regs], body.v_template.dtype, body.v_template.device)
+        used = torch.cat([r.index[(r.weights != 0) & (r.index < V)] for r in regs] + [body.faces.new_zeros(0)])
+        verts = torch.unique(used)
+        U = len(verts)
+        position = torch.full((V,), -1, dtype=torch.long, device=verts.device)
+        position[verts] = torch.arange(U, device=verts.device)
+        self.template = body.v_template[verts]
+        self.shape_dirs = body.shape_dirs[:, verts]
+        self.pose_dirs = body.pose_dirs[:, verts]
+        self.weights = body.lbs_weights[verts]
+        self.regressors = {}
+        for c, r in zip(conventions, regs):
+            # vertex v -> its position in the subset; joint V + j -> U + j; unused slots
+            # (weight 0) -> 0
+            index = torch.where(r.index >= V, r.index - V + U, position[r.index.clamp(max=V - 1)])
+            index = torch.where(r.weights != 0, index, torch.zeros_like(index))
+            self.regressors[c] = KeypointRegressor(r.names, index, r.weights, r.valid)
+
+    def built_from(self, regs, like: Tensor) -> bool:
+        sources, dtype, device = self._source
+        return (len(sources) == len(regs) and all(i is r.index and w is r.weights for (i, w), r in zip(sources, regs))
+                and dtype == like.dtype and device == like.device)
 
 
 # ----------------------------------------------------------------------------------------
@@ -533,17 +606,6 @@ def _smpl_regressors(body: SMPLBody, faces: np.ndarray) -> dict:
     regressors["smpl24"] = KeypointRegressor.from_entries(SMPL24, smpl, V, dtype)
 
     if has_fingers:
-        for side in ("left", "right"):
-            entries = []
-            for n in HAND21:
-                if n == "wrist":
-                    entries.append(joint(f"{side}_wrist"))
-                    continue
-                finger, part = n.split("_")
-                if part == "tip":
-                    entries.append(vertex(f"{side}_{finger}_tip"))
-                    continue
-                k = {"cmc": 1, "mcp": 2, "ip": 3}[part] if finger == "thumb" else {"mcp": 1, "pip": 2, "dip": 3}[part]
-                entries.append(joint(f"{side}_{finger}{k}"))
-            regressors[f"hand21_{side}"] = KeypointRegressor.from_entries(HAND21, entries, V, dtype)
+        tips = {n: vertex(n) for n in vid if n.endswith("_tip")}
+        regressors.update(hand21_regressors(jidx, tips, V, dtype))
     return regressors

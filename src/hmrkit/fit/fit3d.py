@@ -74,15 +74,8 @@ def fit_keypoints3d(body: BodyModel, target: Tensor, names, config: Fit3DConfig 
     ba = torch.tensor([a for a, _ in bones])
     bb = torch.tensor([b for _, b in bones])
 
-    V = body.num_vertices
-    joints_only = hasattr(body, "forward_joints") and bool((reg.index[ours][reg.weights[ours] != 0] >= V).all())
-
-    def keypoints(p):
-        if joints_only:  # skip skinning the mesh
-            J = body.forward_joints(p)
-            idx = (reg.index[ours] - V).clamp(min=0)
-            return (J[:, idx] * reg.weights[ours].to(J.dtype)[None, :, :, None]).sum(2)
-        return body.keypoints(body(p), "smpl24")[:, ours]
+    def keypoints(p):  # without the mesh where the body model can skip it
+        return body.forward_keypoints(p, ("smpl24",))["smpl24"][:, ours]
 
     def unit(x, a, b):
         v = x[:, b] - x[:, a]
@@ -90,7 +83,7 @@ def fit_keypoints3d(body: BodyModel, target: Tensor, names, config: Fit3DConfig 
 
     # initial global orientation by Procrustes of the rest skeleton onto each frame
     mean = body.mean_params(T)
-    rest = body.keypoints(body(mean[:1]), "smpl24")[0, ours]
+    rest = keypoints(mean[:1])[0]
     w = mask.to(dtype).expand(T, -1)
     _, R0, t0 = similarity_procrustes(rest.expand(T, -1, -1), target, w)
     go6 = rotmat_to_6d(R0).clone().requires_grad_(True)

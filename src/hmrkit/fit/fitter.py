@@ -6,7 +6,9 @@ facing away and keeping the better; (2) body pose, shape, global orientation and
 translation on all body keypoints with the pose GMM, hinge (bend) and shape priors;
 (3) fingers and facial expression where hand and face keypoints exist. Adam throughout.
 Full perspective camera with the given intrinsics. Everything is batched: B frames (or
-people) are fitted at once; for a video, ``smooth`` couples consecutive frames.
+people) are fitted at once; for a video, ``smooth`` couples consecutive frames. The loops
+evaluate keypoints and joints only (``BodyModel.forward_keypoints``, no mesh); the mesh is
+built once, for the result.
 """
 
 from __future__ import annotations
@@ -117,12 +119,11 @@ class Fitter:
         return parts
 
     def _predict(self, params: BodyParams, parts, K: Tensor):
-        out = self.body(params)
-        result = []
-        for conv, kp, k3, kind in parts:
-            X = self.body.keypoints(out, conv)
-            result.append((X, project(X, K)))
-        return out, result
+        """(joints (B, J+1, 3), [(keypoints (B, K, 3), their projections (B, K, 2))] per
+        part), camera frame: keypoints only (``BodyModel.forward_keypoints``), no mesh."""
+        convs = tuple(dict.fromkeys(conv for conv, _, _, _ in parts))
+        kps = self.body.forward_keypoints(params, convs)
+        return kps["joints"], [(kps[conv], project(kps[conv], K)) for conv, _, _, _ in parts]
 
     def _init_camera(self, parts, K: Tensor, kp3d_body: Tensor | None, mean: BodyParams):
         """Initial global orientation (B, 3, 3) and translation (B, 3) from torso geometry."""
@@ -130,8 +131,7 @@ class Fitter:
         names = _names(body_conv)
         B = kp.shape[0]
         dtype = kp.dtype
-        rest_out = self.body(mean[:1])
-        rest = self.body.keypoints(rest_out, body_conv)[0]  # (K, 3) body frame
+        rest = self.body.forward_keypoints(mean[:1], (body_conv,))[body_conv][0]  # (K, 3) body frame
         conf = kp[..., 2]
         # default: upright and facing the camera = 180 deg about x (y up -> image up)
         facing = torch.tensor([[1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]], dtype=dtype)
@@ -287,8 +287,8 @@ class Fitter:
             pose = rotmat_from_6d(pose6)
             shape = shape_var.clamp(lo_s, hi_s).expand(B, -1)
             p = BodyParams(rotmat_from_6d(go6), pose, shape, transl, expr)
-            out, preds = self._predict(p, body_parts, K)
-            loss = self._energy(p, out, preds, body_parts, K, scale, smooth, stage="body")
+            joints, preds = self._predict(p, body_parts, K)
+            loss = self._energy(p, joints, preds, body_parts, K, scale, smooth, stage="body")
             loss.sum().backward()
             opt.step()
             if progress is not None:
@@ -300,7 +300,7 @@ class Fitter:
         if detail and cfg.detail_iters > 0:
             go6 = go6.detach()
             transl = transl.detach()
-            shape_d = shape_var.detach().expand(B, -1)
+            shape_d = shape_var.detach().clamp(lo_s, hi_s).expand(B, -1)  # shared stays shared (stride 0)
             base6 = pose6.detach()
             free = torch.tensor(sorted(set(self.finger_idx) | self._wrist_idx()))
             sub6 = base6[:, free].clone().requires_grad_(True)
@@ -313,9 +313,9 @@ class Fitter:
                 opt.zero_grad()
                 full6 = base6.index_copy(1, free, sub6)
                 e = expr.clamp(0, 1) if expr is not None else None
-                p = BodyParams(rotmat_from_6d(go6), rotmat_from_6d(full6), shape_d.clamp(lo_s, hi_s), transl, e)
-                out, preds = self._predict(p, [parts[0]] + detail, K)
-                loss = self._energy(p, out, preds, [parts[0]] + detail, K, scale, smooth, stage="detail")
+                p = BodyParams(rotmat_from_6d(go6), rotmat_from_6d(full6), shape_d, transl, e)
+                joints, preds = self._predict(p, [parts[0]] + detail, K)
+                loss = self._energy(p, joints, preds, [parts[0]] + detail, K, scale, smooth, stage="detail")
                 loss.sum().backward()
                 opt.step()
             pose6 = base6.index_copy(1, free, sub6.detach())
@@ -326,7 +326,8 @@ class Fitter:
             final = BodyParams(rotmat_from_6d(go6.detach()), rotmat_from_6d(pose6.detach()),
                                shape_var.detach().clamp(lo_s, hi_s).expand(B, -1).clone(), transl.detach(),
                                expr.detach() if expr is not None else None)
-            out, preds = self._predict(final, parts, K)
+            out = body(final)  # the only full forward: the mesh of the result
+            preds = [(X, project(X, K)) for X in (body.keypoints(out, conv) for conv, _, _, _ in parts)]
             err = []
             for (conv, kp, _, _), (_, uv) in zip(parts, preds):
                 d = (uv - kp[..., :2]).norm(dim=-1)
@@ -344,7 +345,8 @@ class Fitter:
         names = self.body.pose_joint_names
         return {names.index(n) for n in ("left_wrist", "right_wrist") if n in names}
 
-    def _energy(self, p: BodyParams, out, preds, parts, K, scale, smooth, stage) -> Tensor:
+    def _energy(self, p: BodyParams, joints: Tensor, preds, parts, K, scale, smooth, stage) -> Tensor:
+        """(B,) the fit's energy; joints (B, J+1, 3) and preds from ``_predict``."""
         cfg = self.config
         total = 0.0
         for (conv, kp, k3, kind), (X, uv) in zip(parts, preds):
@@ -370,5 +372,5 @@ class Fitter:
             if p.expression is not None:
                 total = total + cfg.w_expression_prior * (p.expression ** 2).sum(-1)
         if smooth and cfg.w_smooth > 0 and p.batch_size > 1:
-            total = total + cfg.w_smooth * smoothness_loss(out.joints)
+            total = total + cfg.w_smooth * smoothness_loss(joints)
         return total
