@@ -1,6 +1,6 @@
 """Speed and 2D accuracy of ``hmrkit run`` (default fit settings) on the shared samples.
 
-    python bench/pipeline.py [--out /tmp/hmrkit_bench] [--frames 40] [--fit-iters N]
+    python bench/pipeline.py [--method spin+fit] [--out /tmp/hmrkit_bench] [--frames 40] [--fit-iters N]
 
 Images: every photo in ``../shared/samples/images``. Videos: the first ``--frames``
 frames of each file in ``../shared/samples/videos``. One ``hmrkit.pipeline.Runner`` runs
@@ -89,6 +89,8 @@ def main(argv=None) -> int:
     parser.add_argument("--images", default=str(SAMPLES / "images"))
     parser.add_argument("--videos", default=str(SAMPLES / "videos"))
     parser.add_argument("--frames", type=int, default=40, help="frames per video")
+    parser.add_argument("--method", default="spin+fit", help="estimator (hmrkit.estimators.METHODS)")
+    parser.add_argument("--videos-only", action="store_true", help="skip the photos")
     parser.add_argument("--fit-iters", type=int, default=None, help="fitting budget (default: the fitter's)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
@@ -103,11 +105,13 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     images = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if args.videos_only:
+        images = []
     videos = sorted(p for p in Path(args.videos).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
 
     with _filtered_native_stderr():
         t = time.perf_counter()
-        runner = Runner(RunConfig(out_dir=out, max_frames=args.frames, fit_iters=args.fit_iters))
+        runner = Runner(RunConfig(out_dir=out, method=args.method, max_frames=args.frames, fit_iters=args.fit_iters))
         load_s = time.perf_counter() - t
         if images:
             runner.detector(video=False).detect(read_image(images[0]))  # warm-up, not timed
@@ -139,11 +143,13 @@ def main(argv=None) -> int:
             print(f"  {path.name}: {total:.1f} s", file=sys.stderr, flush=True)
 
     threads = torch.get_num_threads()
-    iters = runner.fitter.config
+    fitter = getattr(runner.fitter, "fitter", runner.fitter)  # spin+fit wraps a Fitter; spin has none
+    iters = fitter.config if fitter is not None else None
+    schedule = (f"fit schedule camera/body/detail = {iters.camera_iters}/{iters.body_iters}/{iters.detail_iters} "
+                "iterations" if iters is not None else "no fitting")
     print("\n### hmrkit run, per photo (seconds; 2D errors in px)\n")
-    print(f"Machine: {os.cpu_count()} CPU cores, torch {torch.__version__} with {threads} thread(s); "
-          f"fit schedule camera/body/detail = {iters.camera_iters}/{iters.body_iters}/{iters.detail_iters} "
-          f"iterations; model load {load_s:.1f} s (once, not counted).\n")
+    print(f"Method {args.method}. Machine: {os.cpu_count()} CPU cores, torch {torch.__version__} with "
+          f"{threads} thread(s); {schedule}; model load {load_s:.1f} s (once, not counted).\n")
     print("| image | size | decode | detect | fit | render | write | total | MP33@0.5 | COCO17@0.5 "
           "| fit_px_error | height |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

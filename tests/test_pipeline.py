@@ -123,7 +123,7 @@ def test_contract_on_one_photo(tmp_path, capfd):
     with np.load(out / "lunge_pexels.npz", allow_pickle=False) as z:
         d = {k: z[k] for k in z.files}
     T, P = 1, 1
-    assert str(d["body_model"]) == "anny" and str(d["method"]) == "fit"
+    assert str(d["body_model"]) == "anny" and str(d["method"]) == "spin+fit"  # the default
     assert d["valid"].shape == (T, P) and d["valid"].dtype == bool and d["valid"].all()
     assert d["vertices"].shape == (T, P, V_ANNY, 3) and d["vertices"].dtype == np.float32
     assert np.isfinite(d["vertices"]).all()
@@ -402,6 +402,32 @@ def test_bad_fit_iters_flag(tmp_path, capfd):
     code, _, err = run_cli(capfd, tmp_path / "x.png", "--fit-iters", 0, "--out", tmp_path / "out")
     assert code == 2
     one_line_error(err, "--fit-iters")
+
+
+def test_method_spin_on_a_photo(tmp_path, capfd):
+    """The regressor alone: one forward pass, the same contract, a mesh on the person."""
+    img = tmp_path / "lunge_pexels.jpg"
+    shutil.copy(shared_path("samples", "images", "lunge_pexels.jpg"), img)
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(capfd, img, "--out", out, "--method", "spin", "--no-overlay")
+    assert code == 0 and err == []
+    with np.load(out / "lunge_pexels.npz", allow_pickle=False) as z:
+        assert str(z["method"]) == "spin" and z["valid"].all()
+        assert z["vertices"][..., 2].min() > 0
+        height = np.ptp(z["evidence_keypoints2d"][0, 0, :33, 1][z["evidence_keypoints2d"][0, 0, :33, 2] > 0.5])
+        assert float(z["fit_px_error"][0, 0]) < 0.1 * height  # on the person, if less tightly than a fit
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--method", "spun"), "unknown method 'spun'"),
+    (("--method", "spin", "--weights", "missing.pt"), "no SPIN weights"),
+])
+def test_bad_method_or_weights(args, words, tmp_path, capfd):
+    img = tmp_path / "lunge_pexels.jpg"
+    shutil.copy(shared_path("samples", "images", "lunge_pexels.jpg"), img)
+    code, _, err = run_cli(capfd, img, "--out", tmp_path / "out", *args)
+    assert code != 0
+    one_line_error(err, words)
 
 
 # ----------------------------------------------------------------------------- video

@@ -35,7 +35,7 @@ class RunConfig:
     out_dir: Path = Path("hmrkit_out")
     body: str = "anny"
     model_path: Optional[str] = None
-    method: str = "fit"
+    method: str = "spin+fit"  # hmrkit.estimators.METHODS
     export: tuple = ()  # mesh formats: obj, ply, glb
     overlay: bool = True
     focal: Optional[float] = None  # px
@@ -47,6 +47,7 @@ class RunConfig:
     # Fitting budget: the fitter's body iterations; its camera and detail stages are scaled
     # in proportion (the default schedule is 40 / 120 / 40). None keeps FitConfig's defaults.
     fit_iters: Optional[int] = None
+    weights: Optional[str] = None  # regressor weights for spin / spin+fit (None: the shipped ones)
 
 
 @dataclass
@@ -82,7 +83,6 @@ class Runner:
 
     def __init__(self, config: RunConfig, progress: Optional[Callable] = None):
         import hmrkit.body
-        from hmrkit.fit import FitConfig, Fitter
 
         self.config = config
         try:
@@ -91,17 +91,10 @@ class Runner:
             raise
         except ValueError as e:  # e.g. anny given a model_path (problems with the file are InputErrors)
             raise InputError(config.model_path, str(e).splitlines()[0]) from None
-        fit_cfg = FitConfig()
-        if config.fit_iters is not None:
-            from dataclasses import replace
+        from hmrkit.estimators import build_estimator, scaled_fit_config
 
-            n = max(1, int(config.fit_iters))
-            ratio = lambda k: max(1, round(n * k / max(1, fit_cfg.body_iters)))  # noqa: E731
-            fit_cfg = replace(fit_cfg, body_iters=n, camera_iters=ratio(fit_cfg.camera_iters),
-                              detail_iters=ratio(fit_cfg.detail_iters))
-        from hmrkit.estimators import build_estimator
-
-        self.fitter = build_estimator(config.method, self.body, fit_cfg)
+        fit_cfg = scaled_fit_config(config.fit_iters)
+        self.fitter = build_estimator(config.method, self.body, fit_cfg, weights=config.weights)
         self.summary = Summary()
         self._detectors = {}
         self.progress = progress

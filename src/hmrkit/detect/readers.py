@@ -9,6 +9,8 @@ See docs/evidence_format.md.
 
 from __future__ import annotations
 
+import io
+
 import json
 import math
 import os
@@ -446,9 +448,13 @@ def read_evidence_npz(path) -> KeypointSequence:
     (T, P, K, 3), convention, image_size (H, W), optional cam_K (T, 3, 3), optional fps."""
     path = Path(path)
     try:
-        npz = np.load(path, allow_pickle=False)
+        data = path.read_bytes()  # np.load on a path leaks the file when the archive is bad
     except FileNotFoundError:
         raise InputError(path, "no such file") from None
+    except OSError as e:
+        raise InputError(path, f"cannot read ({e.strerror or e})") from None
+    try:
+        npz = np.load(io.BytesIO(data), allow_pickle=False)
     except Exception as e:  # zipfile.BadZipFile, ValueError, OSError, EOFError
         raise InputError(path, f"not a readable npz file ({type(e).__name__}: {e})") from None
     if not hasattr(npz, "files"):

@@ -514,12 +514,14 @@ def build_synthetic(body, spec: SyntheticSpec, detector=None) -> SyntheticSet:
                                "--body anny") from None
 
 
-def evaluate_synthetic(estimator, body, spec: SyntheticSpec, progress=None, detector=None) -> EvalResult:
-    """Build the set of ``spec`` (``build_synthetic``), run ``estimator`` on it and compare
-    with the ground truth in ``body`` (module docstring: Metrics)."""
+def evaluate_synthetic(estimator, body, spec: SyntheticSpec, progress=None, detector=None,
+                       data: Optional[SyntheticSet] = None) -> EvalResult:
+    """Build the set of ``spec`` (``build_synthetic``; or take ``data`` built before, to
+    compare several estimators on one set), run ``estimator`` on it and compare with the
+    ground truth in ``body`` (module docstring: Metrics)."""
     from hmrkit.eval.metrics import accel_error_per_window, mpjpe, pa_mpjpe, pelvis_indices, pve, root_of
 
-    data = build_synthetic(body, spec, detector)
+    data = build_synthetic(body, spec, detector) if data is None else data
     est = run_estimator(estimator, body, data.inputs, spec.batch, progress)
     with torch.no_grad():
         gt = body(data.params)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Trains the shipped SPIN weights (fitting in the loop) and the loop-off ablation, on CPU.
+#
+#   bash scripts/train_spin.sh            # both runs in parallel, one thread each
+#
+# Writes runs/spin_loop/ and runs/spin_noloop/ (log.jsonl, last.pt, spin_anny.pt), then
+# copies the loop run's weights to src/hmrkit/weights/spin_anny.pt. A run that stops can
+# be continued with the same command plus --resume (see `hmrkit train spin --help`).
+# The training set (24,000 synthetic samples, seed 0) is cached in ~/.cache/hmrkit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs}
+COMMON=(--steps 6000 --lr 5e-4 --batch 64 --seed 0 --n-train 24000 --labelled 0.25
+        --fit-every 6 --fit-iters 20 --val-every 500 --threads 1)
+.venv/bin/hmrkit train spin --out "$OUT/spin_loop" "${COMMON[@]}" "$@" &
+.venv/bin/hmrkit train spin --out "$OUT/spin_noloop" --no-loop "${COMMON[@]}" "$@" &
+wait
+cp "$OUT/spin_loop/spin_anny.pt" src/hmrkit/weights/spin_anny.pt
+echo "copied $OUT/spin_loop/spin_anny.pt -> src/hmrkit/weights/spin_anny.pt"

@@ -1,0 +1,113 @@
+"""Evidence encoders: CropInputs -> a feature vector per person.
+
+Two encoders read the same 2D evidence (DESIGN: no pretrained image backbone ships):
+``TokenEncoder`` sees one token per keypoint, ``MapEncoder`` sees pixel-aligned evidence
+maps (heat maps, limbs, person mask) through a small CNN. An RGB backbone can be plugged
+in by writing a module with the same ``forward(inputs) -> (B, out_dim)`` and ``out_dim``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from hmrkit.models.inputs import INPUT_CONVENTION, CropInputs, evidence_maps
+
+# conventions a token encoder can be told about; index = the embedding row
+TOKEN_CONVENTIONS = (INPUT_CONVENTION,)
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    kind: str = "tokens"  # tokens | maps
+    width: int = 128  # token width / CNN base
+    layers: int = 3  # transformer layers
+    heads: int = 4
+    dropout: float = 0.1
+    use3d: bool = True  # tokens also carry root-relative 3D keypoints when given
+    map_resolution: int = 32
+    map_sigma: float = 1.0
+
+
+class TokenEncoder(nn.Module):
+    """A token per keypoint: (x, y, confidence) normalised to the box, optionally (X, Y, Z,
+    confidence) of its 3D keypoint, plus an embedding of which keypoint it is and of the
+    convention; a class token; a pre-norm transformer. Features: the class token and the
+    confidence-weighted mean of the keypoint tokens, (B, 2 * width)."""
+
+    def __init__(self, num_keypoints: int, config: EncoderConfig = EncoderConfig()):
+        super().__init__()
+        self.config = config
+        d = config.width
+        self.num_keypoints = num_keypoints
+        self.inp = nn.Linear(7, d)
+        self.keypoint_embed = nn.Parameter(torch.randn(num_keypoints, d) * 0.02)
+        self.convention_embed = nn.Embedding(len(TOKEN_CONVENTIONS), d)
+        nn.init.normal_(self.convention_embed.weight, std=0.02)
+        self.cls = nn.Parameter(torch.zeros(1, 1, d))
+        layer = nn.TransformerEncoderLayer(d, config.heads, 2 * d, config.dropout, batch_first=True,
+                                           norm_first=True, activation="gelu")
+        self.transformer = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d)
+        self.out_dim = 2 * d
+
+    def tokens(self, inputs: CropInputs) -> Tensor:
+        """(B, K, 7): x, y, conf, X, Y, Z, conf3d (3D part zero when absent or disabled)."""
+        kp = inputs.kp
+        B, Kn = kp.shape[:2]
+        if Kn != self.num_keypoints:
+            raise ValueError(f"TokenEncoder: expected {self.num_keypoints} keypoints, got {Kn}")
+        if inputs.kp3d is not None and self.config.use3d:
+            k3 = inputs.kp3d
+        else:
+            k3 = kp.new_zeros(B, Kn, 4)
+        return torch.cat([kp, k3], -1)
+
+    def forward(self, inputs: CropInputs) -> Tensor:
+        x = self.inp(self.tokens(inputs)) + self.keypoint_embed + self.convention_embed.weight[0]
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1)
+        x = self.norm(self.transformer(x))
+        w = inputs.kp[..., 2:3]
+        pooled = (x[:, 1:] * w).sum(1) / w.sum(1).clamp(min=1e-6)
+        return torch.cat([x[:, 0], pooled], -1)
+
+
+def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.GroupNorm(8, cout), nn.ReLU(inplace=True))
+
+
+class MapEncoder(nn.Module):
+    """Evidence maps (see ``hmrkit.models.inputs.evidence_maps``) at 32 x 32 through a
+    4-stage CNN (32 -> 4 px), pooled to 2 x 2 and projected: (B, 4 * width)."""
+
+    def __init__(self, edges: list[tuple[int, int]], num_keypoints: int, config: EncoderConfig = EncoderConfig()):
+        super().__init__()
+        self.config = config
+        self.edges = list(edges)
+        c = config.width // 4  # 32 for width 128
+        cin = num_keypoints + len(self.edges) + 2
+        self.cnn = nn.Sequential(
+            _block(cin, c, 1), _block(c, 2 * c, 2), _block(2 * c, 4 * c, 2), _block(4 * c, 8 * c, 2),
+            nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+        )
+        self.proj = nn.Sequential(nn.Linear(32 * c, 4 * config.width), nn.ReLU(inplace=True))
+        self.out_dim = 4 * config.width
+
+    def maps(self, inputs: CropInputs, mask: Tensor | None = None) -> Tensor:
+        return evidence_maps(inputs, self.edges, self.config.map_resolution, self.config.map_sigma, mask)
+
+    def forward(self, inputs: CropInputs, mask: Tensor | None = None) -> Tensor:
+        return self.proj(self.cnn(self.maps(inputs, mask)))
+
+
+def build_encoder(config: EncoderConfig) -> nn.Module:
+    from hmrkit import conventions as C
+
+    conv = C.get(INPUT_CONVENTION)
+    if config.kind == "tokens":
+        return TokenEncoder(len(conv.names), config)
+    if config.kind == "maps":
+        return MapEncoder(list(conv.edges), len(conv.names), config)
+    raise ValueError(f"unknown encoder {config.kind!r}; choose from ['tokens', 'maps']")

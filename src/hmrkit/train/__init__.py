@@ -1,0 +1,1 @@
+"""Training loops per method (SPIN so far) and the synthetic training sets they read."""

@@ -1,0 +1,170 @@
+"""Training sets made from the synthetic generator (hmrkit.data.synthetic).
+
+A ``KeypointTrainSet`` holds N synthetic people (library poses, sampled shapes and
+cameras) with their ground truth and, fixed once like a real data set's detections, noisy
+2D keypoints and noisy root-relative 3D keypoints (standing in for MediaPipe's world
+landmarks). A fraction of the samples is "labelled": only those expose their ground-truth
+parameters and 3D joints to training; the others ("unlabelled") offer nothing but their
+detections, as real photos would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from hmrkit.data.synthetic import NoiseConfig, SceneConfig, add_noise, sample_scenes, true_keypoints
+from hmrkit.types import BodyParams
+
+CONVENTION = "mediapipe33"
+
+
+@dataclass(frozen=True)
+class TrainSetConfig:
+    n: int = 24000
+    seed: int = 0
+    labelled: float = 0.25  # fraction of samples whose 3D labels training may use
+    world3d_sigma: float = 0.05  # m, noise of the simulated world landmarks
+    yaw_deg: float = 180.0
+    image_size: tuple = (720, 720)
+
+    def key(self) -> str:
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class KeypointTrainSet:
+    """params:   ground truth BodyParams (N, ...) in the camera frame;
+    K:           (N, 3, 3) px; image_size (H, W);
+    X, uv:       (N, 33, 3) exact mediapipe33 keypoints, camera frame metres, and (N, 33, 2) px;
+    valid:       (33,) bool, keypoints the body model has;
+    det:         (N, 33, 3) fixed noisy detections, px + confidence;
+    det3d:       (N, 33, 4) fixed noisy root-relative 3D keypoints + confidence;
+    labelled:    (N,) bool;
+    real:        (N,) bool or None: detections from real images (no ground truth at all:
+                 params, X and uv are placeholders), see ``with_real_detections``."""
+
+    params: BodyParams
+    K: Tensor
+    image_size: tuple
+    X: Tensor
+    uv: Tensor
+    valid: Tensor
+    det: Tensor
+    det3d: Tensor
+    labelled: Tensor
+    real: Optional[Tensor] = None
+
+    def __len__(self) -> int:
+        return self.K.shape[0]
+
+    @property
+    def is_real(self) -> Tensor:
+        return self.real if self.real is not None else torch.zeros(len(self), dtype=torch.bool)
+
+
+def root_relative(X: Tensor) -> Tensor:
+    """(..., 33, 3) mediapipe33 -> relative to the mid-hips."""
+    return X - 0.5 * (X[..., 23:24, :] + X[..., 24:25, :])
+
+
+def world_landmarks(X: Tensor, conf2d: Tensor, sigma: float, generator: torch.Generator) -> Tensor:
+    """Simulated world landmarks (N, 33, 4): root-relative X + N(0, sigma) noise, confidence
+    1 where the 2D keypoint was detected."""
+    noisy = root_relative(X) + sigma * torch.randn(X.shape, generator=generator, dtype=X.dtype)
+    c = (conf2d > 0).to(X.dtype)[..., None]
+    return torch.cat([noisy * c, c], -1)
+
+
+def build_trainset(body, config: TrainSetConfig = TrainSetConfig(), chunk: int = 512, progress=None) -> KeypointTrainSet:
+    scenes = sample_scenes(body, config.n, seed=config.seed,
+                           config=SceneConfig(image_size=config.image_size, yaw_deg=config.yaw_deg))
+    Xs, uvs = [], []
+    from hmrkit.data.synthetic import SyntheticBatch
+
+    for s in range(0, config.n, chunk):
+        sub = SyntheticBatch(scenes.params[s:s + chunk], scenes.K[s:s + chunk], scenes.image_size)
+        X, uv, valid = true_keypoints(body, sub, CONVENTION)
+        Xs.append(X)
+        uvs.append(uv)
+        if progress is not None:
+            progress(X.shape[0])
+    X, uv = torch.cat(Xs), torch.cat(uvs)
+    det = add_noise(X, uv, valid, CONVENTION, scenes.image_size, NoiseConfig.realistic(), seed=config.seed + 1)
+    g = torch.Generator().manual_seed(config.seed + 2)
+    det3d = world_landmarks(X, det[..., 2], config.world3d_sigma, g)
+    labelled = torch.rand(config.n, generator=g) < config.labelled
+    return KeypointTrainSet(scenes.params, scenes.K, scenes.image_size, X, uv, valid, det, det3d, labelled)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HMRKIT_CACHE", Path.home() / ".cache" / "hmrkit"))
+
+
+def load_or_build(body, config: TrainSetConfig, progress=None) -> KeypointTrainSet:
+    """The training set for ``config``, cached under ``cache_dir()`` (rebuilt when absent)."""
+    path = cache_dir() / f"trainset_{body.name}_{config.key()}.pt"
+    if path.exists():
+        z = torch.load(path, weights_only=False)
+        return KeypointTrainSet(**z)
+    ts = build_trainset(body, config, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({f: getattr(ts, f) for f in ts.__dataclass_fields__}, tmp)
+    os.replace(tmp, path)
+    return ts
+
+
+def read_real_detections(paths) -> tuple[Tensor, Tensor]:
+    """Detections of real people from ``hmrkit run`` outputs (NAME.npz: evidence_keypoints2d,
+    evidence_convention, cam_K, valid) -> det (M, 33, 3) px + confidence in mediapipe33 and
+    K (M, 3, 3), one row per valid frame and person."""
+    import numpy as np
+
+    from hmrkit.errors import InputError
+    from hmrkit.models.inputs import to_input_convention
+
+    dets, Ks = [], []
+    for path in paths:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                kp, conv, K, valid = (z["evidence_keypoints2d"], str(z["evidence_convention"]), z["cam_K"],
+                                      z["valid"])
+        except (OSError, KeyError, ValueError) as e:
+            raise InputError(path, f"not an hmrkit run output with evidence ({str(e).splitlines()[0]})") from None
+        t, p = np.nonzero(valid)
+        if len(t) == 0:
+            continue
+        det, _ = to_input_convention(torch.as_tensor(kp[t, p], dtype=torch.float32), conv)
+        dets.append(det)
+        Ks.append(torch.as_tensor(K[t], dtype=torch.float32))
+    if not dets:
+        return torch.zeros(0, 33, 3), torch.zeros(0, 3, 3)
+    return torch.cat(dets), torch.cat(Ks)
+
+
+def with_real_detections(ts: KeypointTrainSet, body, det: Tensor, K: Tensor) -> KeypointTrainSet:
+    """``ts`` plus M unlabelled samples that are nothing but real detections (det (M, 33, 3),
+    K (M, 3, 3)); they take part in the 2D loss and in the fitting loop only."""
+    M = det.shape[0]
+    if M == 0:
+        return ts
+    from hmrkit.types import BodyParams
+
+    dtype = ts.K.dtype
+    mean = body.mean_params(M)
+    params = BodyParams.cat([ts.params, BodyParams(mean.global_orient, mean.pose, mean.shape,
+                                                   torch.zeros(M, 3, dtype=dtype), mean.expression)])
+    zeros = lambda *shape: torch.zeros(*shape, dtype=dtype)  # noqa: E731
+    real = torch.cat([ts.is_real, torch.ones(M, dtype=torch.bool)])
+    return KeypointTrainSet(params, torch.cat([ts.K, K.to(dtype)]), ts.image_size,
+                            torch.cat([ts.X, zeros(M, *ts.X.shape[1:])]), torch.cat([ts.uv, zeros(M, *ts.uv.shape[1:])]),
+                            ts.valid, torch.cat([ts.det, det.to(dtype)]), torch.cat([ts.det3d, zeros(M, *ts.det3d.shape[1:])]),
+                            torch.cat([ts.labelled, torch.zeros(M, dtype=torch.bool)]), real)

@@ -1,0 +1,42 @@
+"""The shipped SPIN weights: they load, carry a card, and still reach the card's figure."""
+
+from __future__ import annotations
+
+import torch
+
+from hmrkit.models.spin import default_weights, load_regressor
+from hmrkit.train.spin import CHECK_SET, check_figure
+
+
+def test_shipped_weights_have_a_card(anny_body):
+    path = default_weights("anny")
+    assert path.exists(), f"{path} is missing: run scripts/train_spin.sh"
+    assert path.stat().st_size < 8 * 2 ** 20  # a few MB
+    card = load_regressor(anny_body).card
+    for key in ("seed", "steps", "loop", "data", "train_time_s", "val", "check"):
+        assert key in card, key
+    assert card["loop"] is True and card["body"] == "anny"
+
+
+def test_shipped_weights_reach_their_card(anny_body):
+    """The regressor alone, on the card's fixed synthetic set (realistic detector noise, no
+    3D input): its PA-MPJPE within 1 mm of the card's."""
+    model = load_regressor(anny_body)
+    card = model.card["check"]
+    assert card["set"] == f"validation_set(n={CHECK_SET['n']}, seed={CHECK_SET['seed']})"
+    got = check_figure(model, anny_body)
+    assert abs(got["PA-MPJPE"] - card["PA-MPJPE"]) < 1.0, (got, card)
+    assert abs(got["MPJPE"] - card["MPJPE"]) < 2.0, (got, card)
+
+
+def test_shipped_weights_beat_the_mean_pose(anny_body):
+    """A trained regressor is far better than answering the mean body for everyone."""
+    from hmrkit.eval.metrics import pa_mpjpe
+    from hmrkit.train.spin import _keypoints, validation_set
+
+    scenes, kp, gt = validation_set(anny_body, **CHECK_SET)
+    mean = anny_body.mean_params(kp.shape[0])
+    with torch.no_grad():
+        base = pa_mpjpe(_keypoints(anny_body, mean, ("coco17",))["coco17"], gt).mean()
+    got = check_figure(load_regressor(anny_body), anny_body)["PA-MPJPE"]
+    assert got < 0.75 * float(base), (got, float(base))
