@@ -57,6 +57,15 @@ def test_crop_inputs_normalise_and_cliff_info():
     assert torch.allclose(inp.bbox_info, expect)
 
 
+def test_keypoints_outside_the_image_are_missing():
+    kp = torch.tensor([[[10.0, 10.0, 0.9], [700.0, 10.0, 0.9], [10.0, -5.0, 0.9], [100.0, 200.0, 0.9]]])
+    full = torch.zeros(1, 33, 3)
+    full[:, :4] = kp
+    inp = crop_inputs(full, _K(1), image_wh=torch.tensor([[640.0, 480.0]]))
+    assert inp.kp[0, :4, 2].tolist() == pytest.approx([0.9, 0.0, 0.0, 0.9])
+    assert crop_inputs(full, _K(1)).kp[0, :4, 2].tolist() == pytest.approx([0.9] * 4)  # no image size: kept
+
+
 def test_input_convention_from_holistic_and_coco():
     hol = torch.rand(2, len(C.HOLISTIC), 3)
     kp, _ = to_input_convention(hol, "holistic")

@@ -76,13 +76,19 @@ def keypoint_box(kp2d: Tensor, min_confidence: float = 0.2, scale: float = BOX_S
 
 
 def crop_inputs(kp2d: Tensor, K: Tensor, convention: str = INPUT_CONVENTION, kp3d: Tensor | None = None,
-                min_confidence: float = 0.2) -> CropInputs:
+                min_confidence: float = 0.2, image_wh: Tensor | None = None) -> CropInputs:
     """Keypoints (B, K, 3) px + confidence in ``convention``, intrinsics (B, 3, 3), optional
     (B, K, 4) root-relative 3D keypoints -> CropInputs in INPUT_CONVENTION. Keypoints below
-    ``min_confidence`` are treated as missing."""
+    ``min_confidence`` are treated as missing, and so are keypoints outside the image when
+    ``image_wh`` (B, 2) px is given: detectors guess those (MediaPipe does, with some
+    confidence), the synthetic training data has none."""
     kp2d, kp3d = to_input_convention(torch.as_tensor(kp2d), convention,
                                      None if kp3d is None else torch.as_tensor(kp3d))
     K = torch.as_tensor(K, dtype=kp2d.dtype)
+    if image_wh is not None:
+        wh = torch.as_tensor(image_wh, dtype=kp2d.dtype)[:, None]
+        inside = ((kp2d[..., :2] >= 0) & (kp2d[..., :2] < wh)).all(-1)
+        kp2d = torch.cat([kp2d[..., :2], kp2d[..., 2:] * inside[..., None]], -1)
     center, size = keypoint_box(kp2d, min_confidence)
     conf = kp2d[..., 2] * (kp2d[..., 2] >= min_confidence)
     xy = (kp2d[..., :2] - center[:, None]) / (0.5 * size[:, None, None])

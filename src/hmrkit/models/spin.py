@@ -124,7 +124,9 @@ class SpinEstimator:
             kp3d = torch.as_tensor(kp3d, dtype=dtype)
         else:
             kp3d = None
-        inputs = crop_inputs(kp2d, K, convention, kp3d, self.config.min_confidence)
+        # the image is taken to span twice the principal point (hmrkit's intrinsics put it
+        # at the centre): keypoints outside it are missing, as in the training data
+        inputs = crop_inputs(kp2d, K, convention, kp3d, self.config.min_confidence, image_wh=2 * K[:, :2, 2])
         return self.model.params(self.body, inputs), inputs
 
     def fit(self, kp2d: Tensor, convention: str, K: Tensor, init: BodyParams | None = None,
