@@ -20,16 +20,15 @@ from hmrkit.data.mocap import (
 from hmrkit.data import mocap as mocap_module
 from hmrkit.errors import InputError
 
-MOCAP = Path(__file__).resolve().parents[2] / "shared" / "data" / "mocap"
+from conftest import shared_path
+
 AMC = ("cmu", "02", "02_01.amc")      # 343 frames: small, and the subject stands and walks
 BVH = ("bvh", "cmu_131_01.bvh")       # 994 frames
 
 
 def data(*parts) -> Path:
-    p = MOCAP.joinpath(*parts)
-    if not p.exists():
-        pytest.fail(f"{p} is missing: these tests need the CMU mocap data in ../shared/data/mocap")
-    return p
+    """A file of the CMU mocap data in ../shared/data/mocap (a failure, not a skip, when missing)."""
+    return shared_path("data", "mocap", *parts)
 
 
 @pytest.fixture(scope="module")
