@@ -15,8 +15,11 @@ OUT=${OUT:-runs}
 COMMON=(--steps 6000 --lr 5e-4 --batch 64 --seed 0 --n-train 24000 --labelled 0.25
         --fit-every 6 --fit-iters 20 --val-every 500 --threads 1)
 .venv/bin/hmrkit train spin --out "$OUT/spin_loop" "${COMMON[@]}" "$@" &
+loop=$!
 .venv/bin/hmrkit train spin --out "$OUT/spin_noloop" --no-loop "${COMMON[@]}" "$@" &
-wait
+noloop=$!
+wait "$loop"  # a failed run stops the script here (set -e), before anything is copied
+wait "$noloop"
 if [ $# -eq 0 ]; then  # the shipped recipe; runs with other flags (ablations) are not shipped
     cp "$OUT/spin_loop/spin_anny.pt" src/hmrkit/weights/spin_anny.pt
     echo "copied $OUT/spin_loop/spin_anny.pt -> src/hmrkit/weights/spin_anny.pt"
