@@ -113,6 +113,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mocap", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mocap"))
     ap.add_argument("--body", default="anny")
+    ap.add_argument("--model-path", default=None, help="your SMPL-family model file (for --body smpl/smplh/smplx)")
     ap.add_argument("--fps", type=float, default=2.0)
     ap.add_argument("--iters", type=int, default=150)
     ap.add_argument("--batch", type=int, default=96)
@@ -123,7 +124,8 @@ def main():
     torch.manual_seed(args.seed)
     torch.set_num_threads(2)
 
-    body = hmrkit.body.load(args.body, **({"expression": False} if args.body == "anny" else {}))
+    body = hmrkit.body.load(args.body, **({"expression": False} if args.body == "anny" else
+                                          {"model_path": args.model_path}))
     files = list_mocap_files(args.mocap)[: args.limit_files]
     gos, poses, errs, sources = [], [], [], []
     t0 = time.time()

@@ -230,3 +230,23 @@ def test_unknown_method_is_one_line(anny_body):
 
     with pytest.raises(InputError, match="unknown method 'spun'"):
         build_estimator("spun", anny_body)
+
+
+def test_regressor_on_smpl_and_training_needs_its_pose_library(tmp_path):
+    """The same regressor on an SMPL body (a synthetic file in the official format): 23
+    body joints, 10 betas, unclamped shape. Training data for SMPL needs a pose library in
+    SMPL's skeleton, retargeted with the user's file: a one-line error says how."""
+    import hmrkit.body
+    from hmrkit.body.synthetic import write_synthetic_model
+    from hmrkit.train.data import TrainSetConfig, build_trainset
+
+    path = write_synthetic_model(tmp_path / "SMPL_NEUTRAL.pkl", "smpl")
+    body = hmrkit.body.load("smpl", model_path=path)
+    model = SpinRegressor(body, EncoderConfig(width=32, layers=1)).eval()
+    assert len(model.joint_index) == 23 and model.head.num_shape == body.num_shape
+    with torch.no_grad():
+        p = model.params(body, crop_inputs(_kp(2), _K(2)))
+    assert p.pose.shape == (2, body.num_pose_joints, 3, 3) and p.shape.shape == (2, body.num_shape)
+    assert torch.isfinite(body(p).vertices).all()
+    with pytest.raises(InputError, match="build_pose_prior.py --body smpl --model-path"):
+        build_trainset(body, TrainSetConfig(n=16, seed=1))

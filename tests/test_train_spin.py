@@ -126,3 +126,13 @@ def test_real_detections_join_as_unlabelled(anny_body, tiny_set, tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"nope")
     with pytest.raises(InputError, match="bad.npz"):
         read_real_detections([tmp_path / "bad.npz"])
+
+
+def test_resume_with_other_flags_is_one_line(anny_body, tiny_set, tmp_path):
+    from hmrkit.errors import InputError
+
+    t = SpinTrainer(anny_body, tiny_set, _config(loop=False, steps=2), tmp_path)
+    t.train()
+    other = SpinTrainer(anny_body, tiny_set, _config(loop=False, steps=2, lr=1e-3), tmp_path)
+    with pytest.raises(InputError, match="another configuration"):
+        other.load(tmp_path / "last.pt")

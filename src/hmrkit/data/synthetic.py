@@ -25,7 +25,10 @@ def load_pose_library(name: str = "anny"):
     """(body_pose_aa (N, Jb, 3), global_orient_aa (N, 3), joint_names) of the shipped library."""
     path = WEIGHTS_DIR / f"pose_library_{name}.npz"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no pose library; build it with scripts/build_pose_prior.py")
+        from hmrkit.errors import InputError
+
+        raise InputError(path, f"no pose library for the {name!r} body model; build it from the CMU mocap "
+                               f"with `python scripts/build_pose_prior.py --body {name} --model-path YOUR_MODEL`")
     z = np.load(path)
     return z["body_pose_aa"], z["global_orient_aa"], [str(n) for n in z["joint_names"]]
 

@@ -291,7 +291,9 @@ class SpinTrainer:
     def load(self, path: Path) -> None:
         state = torch.load(path, weights_only=False)
         if state["config"] != repr(self.config):
-            raise ValueError(f"{path}: saved with another configuration; start a new run or use the same flags")
+            from hmrkit.errors import InputError
+
+            raise InputError(path, "saved with another configuration; resume with the same flags or start a new run")
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
         self.sched.load_state_dict(state["sched"])
