@@ -304,6 +304,26 @@ def test_wrong_smpl_file(tmp_path, capfd):
     assert_nothing_lost(out, before)
 
 
+def test_smpl_body_defaults_to_fit(tmp_path, capfd):
+    """No SPIN weights ship for SMPL-family bodies: with no --method, an SMPL run fits;
+    asking for spin names what is missing."""
+    from hmrkit.body.synthetic import write_synthetic_model
+
+    model = write_synthetic_model(tmp_path / "SMPL_NEUTRAL.pkl", "smpl")
+    img = tmp_path / "lunge_pexels.jpg"
+    shutil.copy(shared_path("samples", "images", "lunge_pexels.jpg"), img)
+    out = tmp_path / "out"
+    code, _, err = run_cli(capfd, img, "--body", "smpl", "--model-path", model, "--out", out, "--no-overlay",
+                           "--fit-iters", 5)
+    assert code == 0 and err == []
+    with np.load(out / "lunge_pexels.npz", allow_pickle=False) as z:
+        assert str(z["method"]) == "fit" and str(z["body_model"]) == "smpl"
+    assert json.loads((out / "summary.json").read_text())["method"] == "fit"
+    code, _, err = run_cli(capfd, img, "--body", "smpl", "--model-path", model, "--out", out, "--method", "spin")
+    assert code == 1
+    one_line_error(err, "no SPIN weights for the 'smpl' body model")
+
+
 def test_model_path_for_anny_is_one_line(tmp_path, capfd):
     img = tmp_path / "gray.png"
     Image.new("RGB", (64, 48), (128, 128, 128)).save(img)

@@ -124,7 +124,7 @@ def cmd_run(args) -> int:
     from hmrkit.estimators import METHODS
     from hmrkit.pipeline import RunConfig, run
 
-    if args.method not in METHODS:
+    if args.method is not None and args.method not in METHODS:
         print(f"hmrkit: unknown method {args.method!r}; choose from {list(METHODS)}", file=sys.stderr)
         return 2
     export = tuple(x for x in (args.export or "").split(",") if x)
@@ -335,9 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--out", default=None if demo else "hmrkit_out", help="output folder")
         q.add_argument("--body", default="anny", choices=["anny", "smpl", "smplh", "smplx"])
         q.add_argument("--model-path", default=None, help="SMPL-family model file or folder")
-        q.add_argument("--method", default="spin+fit",
-                       help="estimator: spin+fit (default: SPIN's regressor refined by fitting), spin (regressor "
-                            "alone, fastest) or fit (fitting from the mean body)")
+        q.add_argument("--method", default=None,
+                       help="estimator: spin+fit (SPIN's regressor refined by fitting; the default where its "
+                            "weights ship, i.e. for Anny), spin (the regressor alone, fastest) or fit (fitting "
+                            "from the mean body; the default for SMPL-family bodies)")
         q.add_argument("--weights", default=None, help="regressor weights for spin/spin+fit (default: the shipped ones)")
         q.add_argument("--focal", type=float, default=None, help="focal length in pixels")
         q.add_argument("--fov", type=float, default=None, help="field of view over the larger side, degrees")

@@ -20,6 +20,14 @@ DEFAULT_METHOD = "spin+fit"
 SPIN_FIT_ITERS = 100
 
 
+def default_method(body) -> str:
+    """``spin+fit`` where SPIN weights ship for the body model (Anny), else ``fit`` (an
+    SMPL-family body: its weights would need the user's model file to train)."""
+    from hmrkit.models.spin import default_weights
+
+    return DEFAULT_METHOD if default_weights(body.name).exists() else "fit"
+
+
 def scaled_fit_config(body_iters: int | None):
     """A FitConfig whose body stage runs ``body_iters`` iterations, its camera and detail
     stages scaled in proportion (None: None, each method's default) -- the hidden

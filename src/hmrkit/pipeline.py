@@ -35,7 +35,7 @@ class RunConfig:
     out_dir: Path = Path("hmrkit_out")
     body: str = "anny"
     model_path: Optional[str] = None
-    method: str = "spin+fit"  # hmrkit.estimators.METHODS
+    method: Optional[str] = None  # hmrkit.estimators.METHODS; None: default_method(body)
     export: tuple = ()  # mesh formats: obj, ply, glb
     overlay: bool = True
     focal: Optional[float] = None  # px
@@ -91,8 +91,11 @@ class Runner:
             raise
         except ValueError as e:  # e.g. anny given a model_path (problems with the file are InputErrors)
             raise InputError(config.model_path, str(e).splitlines()[0]) from None
-        from hmrkit.estimators import build_estimator, scaled_fit_config
+        from dataclasses import replace
 
+        from hmrkit.estimators import build_estimator, default_method, scaled_fit_config
+
+        self.config = config = replace(config, method=config.method or default_method(self.body))
         fit_cfg = scaled_fit_config(config.fit_iters)
         self.fitter = build_estimator(config.method, self.body, fit_cfg, weights=config.weights)
         self.summary = Summary()
@@ -497,6 +500,7 @@ def run(inputs: Iterable, config: RunConfig, progress_factory=None) -> Summary:
     t_all = time.perf_counter()
     if paths:  # load the models only when there is something to do
         runner = Runner(config)
+        config = runner.config  # with the method resolved
         runner.summary = s
         t_all = time.perf_counter()  # "total" is the processing time, without loading the models
         iterator = list(zip(paths, names))
