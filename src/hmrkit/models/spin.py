@@ -27,7 +27,7 @@ from hmrkit.errors import InputError
 from hmrkit.geometry.camera import project
 from hmrkit.models.encoders import EncoderConfig, build_encoder
 from hmrkit.models.hmr_head import HeadConfig, HeadOutput, HMRHead, head_to_params
-from hmrkit.models.inputs import INPUT_CONVENTION, CropInputs, crop_inputs
+from hmrkit.models.inputs import INPUT_CONVENTION, CropInputs, crop_inputs, to_input_convention
 from hmrkit.types import BodyParams, Camera, Prediction
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -143,10 +143,7 @@ class SpinEstimator:
         with torch.no_grad():
             out = self.body(params)
             uv = project(self.body.keypoints(out, INPUT_CONVENTION), inputs.K)
-        kp = torch.as_tensor(kp2d, dtype=uv.dtype)
-        from hmrkit.models.inputs import to_input_convention
-
-        kp, _ = to_input_convention(kp, convention)
+        kp, _ = to_input_convention(torch.as_tensor(kp2d, dtype=uv.dtype), convention)
         w = (kp[..., 2] >= self.config.min_confidence).to(uv.dtype)
         err = ((uv - kp[..., :2]).norm(dim=-1) * w).sum(-1) / w.sum(-1).clamp(min=1)
         valid = w.sum(-1) >= self.config.min_keypoints

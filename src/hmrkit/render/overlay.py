@@ -379,12 +379,7 @@ def render_vertex_colors(vertices, faces, vertex_colors, K, image_size, lights, 
     supersample: render at this factor and average down; roughness: the material's.
     Returns (rgb (H, W, 3) uint8, mask (H, W) float32 in [0, 1]: the mesh's coverage).
     Raises RendererUnavailable (an ImportError) when pyrender or OpenGL is missing."""
-    H, W = check_image_size(image_size)
-    v, f = _meshes(vertices, faces)
-    if v.shape[0] != 1:
-        raise ValueError(f"vertices: expected one mesh (V, 3), got {v.shape}")
-    v = v[0]
-    K = check_intrinsics(K)
+    (H, W), v, f, K = _one_mesh(vertices, faces, K, image_size)
     col = _np(vertex_colors, np.float32)
     if col.shape not in ((len(v), 3), (len(v), 4)):
         raise ValueError(f"vertex_colors: expected shape ({len(v)}, 3) or ({len(v)}, 4), got {col.shape}")
@@ -422,6 +417,15 @@ def render_vertex_colors(vertices, faces, vertex_colors, K, image_size, lights, 
     return np.ascontiguousarray(rgb, dtype=np.uint8), mask
 
 
+def _one_mesh(vertices, faces, K, image_size):
+    """Checked inputs of a single-mesh render: ((H, W), vertices (V, 3), faces, K (3, 3))."""
+    H, W = check_image_size(image_size)
+    v, f = _meshes(vertices, faces)
+    if v.shape[0] != 1:
+        raise ValueError(f"vertices: expected one mesh (V, 3), got {v.shape}")
+    return (H, W), v[0], f, check_intrinsics(K)
+
+
 def render_labels(vertices, faces, face_labels, K, image_size) -> np.ndarray:
     """(H, W) int16 per-pixel labels of a mesh's triangles (-1 where no mesh is), e.g. a
     body-part segmentation.
@@ -430,12 +434,7 @@ def render_labels(vertices, faces, face_labels, K, image_size) -> np.ndarray:
     [0, 254]; K (3, 3) px; image_size (H, W). Unlit and without anti-aliasing (pyrender's
     segmentation pass: one flat colour per label, multisampling off), so every pixel holds
     exactly one label: that of the nearest triangle covering the pixel centre."""
-    H, W = check_image_size(image_size)
-    v, f = _meshes(vertices, faces)
-    if v.shape[0] != 1:
-        raise ValueError(f"vertices: expected one mesh (V, 3), got {v.shape}")
-    v = v[0]
-    K = check_intrinsics(K)
+    (H, W), v, f, K = _one_mesh(vertices, faces, K, image_size)
     lab = np.asarray(_np(face_labels)).astype(np.int64)
     if lab.shape != (len(f),):
         raise ValueError(f"face_labels: expected shape ({len(f)},), got {lab.shape}")

@@ -63,11 +63,7 @@ class SpinTrainConfig:
 
 
 def _keypoints(body, params: BodyParams, conventions: tuple) -> dict:
-    fk = getattr(body, "forward_keypoints", None)
-    if fk is not None:
-        return fk(params, conventions)
-    out = body(params)
-    return {c: body.keypoints(out, c) for c in conventions}
+    return body.forward_keypoints(params, conventions)
 
 
 class FitStore:
