@@ -44,7 +44,7 @@ def main(argv=None) -> int:
 
     import hmrkit.body
     from hmrkit.cli import _filtered_native_stderr
-    from hmrkit.estimators import build_estimator
+    from hmrkit.estimate import build
     from hmrkit.eval.metrics import format_table, summarize
     from hmrkit.eval.protocols import SyntheticSpec, build_synthetic, default_detector, evaluate_synthetic
 
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
                 detector = default_detector()
             data = build_synthetic(body, spec, detector)
             for label, method, weights in variants:
-                est = build_estimator(method, body, weights=weights)
+                est = build(method, body, weights=weights)
                 res = evaluate_synthetic(est, body, spec, data=data)
                 summ = summarize(res.metrics)
                 row = {"data": key, "method": label}

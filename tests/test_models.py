@@ -197,39 +197,33 @@ def _tiny_weights(body, path):
 
 
 def test_spin_estimator_interface(anny_body, tmp_path):
-    """spin: one forward pass, Prediction with the fitter's fields; spin+fit: refined by the
+    """spin: one forward pass, a Prediction with its features; spin+fit: refined by the
     fitter from the regressor's estimate, so its 2D error is far lower than an untrained
     regressor's."""
     from hmrkit.data.synthetic import NoiseConfig, keypoints2d, sample_scenes
-    from hmrkit.estimators import build_estimator
+    from hmrkit.estimate import build, observation_from_arrays
 
     w = _tiny_weights(anny_body, tmp_path / "w.pt")
     scenes = sample_scenes(anny_body, 2, seed=5)
     kp = keypoints2d(anny_body, scenes, "mediapipe33", NoiseConfig.clean(), seed=6)
     kp[1, :, 2] = 0  # nobody
-    spin = build_estimator("spin", anny_body, weights=w)
-    pred = spin.fit(kp, "mediapipe33", scenes.K)
+    obs = observation_from_arrays(kp, "mediapipe33", scenes.K, image_size=scenes.image_size)
+    spin = build("spin", anny_body, weights=w)
+    pred = spin.predict(obs)
     assert pred.method == "spin" and pred.valid.tolist() == [True, False]
     assert pred.output.vertices.shape == (2, anny_body.num_vertices, 3)
-    assert pred.info["mean_px_error"].shape == (2,)
+    assert pred.px_error.shape == (2,) and bool(torch.isnan(pred.px_error[1]))
     from hmrkit.fit import FitConfig
 
-    both = build_estimator("spin+fit", anny_body, FitConfig(body_iters=40, camera_iters=20, detail_iters=0), weights=w)
-    pred2 = both.fit(kp[:1], "mediapipe33", scenes.K[:1])
-    assert pred2.method == "spin+fit" and "regress_s" in pred2.info
-    assert float(pred2.info["mean_px_error"][0]) < 0.5 * float(pred.info["mean_px_error"][0])
+    both = build("spin+fit", anny_body, FitConfig(body_iters=40, camera_iters=20, detail_iters=0), weights=w)
+    pred2 = both.predict(obs[:1])
+    assert pred2.method == "spin+fit" and "regress" in pred2.timings
+    assert float(pred2.px_error[0]) < 0.5 * float(pred.px_error[0])
     # holistic evidence (what the detector gives) reads its body part
     hol = torch.zeros(1, len(C.HOLISTIC), 3)
     hol[:, :33] = kp[:1]
-    same = spin.fit(hol, "holistic", scenes.K[:1])
+    same = spin.predict(observation_from_arrays(hol, "holistic", scenes.K[:1], image_size=scenes.image_size))
     assert torch.allclose(same.params.pose, pred.params.pose[:1])
-
-
-def test_unknown_method_is_one_line(anny_body):
-    from hmrkit.estimators import build_estimator
-
-    with pytest.raises(InputError, match="unknown method 'spun'"):
-        build_estimator("spun", anny_body)
 
 
 def test_regressor_on_smpl_and_training_needs_its_pose_library(tmp_path):

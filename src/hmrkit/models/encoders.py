@@ -1,9 +1,12 @@
-"""Evidence encoders: CropInputs -> a feature vector per person.
+"""Evidence encoders: CropInputs -> ``Features`` per person (``hmrkit.types``).
 
 Two encoders read the same 2D evidence (DESIGN: no pretrained image backbone ships):
-``TokenEncoder`` sees one token per keypoint, ``MapEncoder`` sees pixel-aligned evidence
-maps (heat maps, limbs, person mask) through a small CNN. An RGB backbone can be plugged
-in by writing a module with the same ``forward(inputs) -> (B, out_dim)`` and ``out_dim``.
+``TokenEncoder`` sees one token per keypoint and gives ``Features(pooled, tokens)``;
+``MapEncoder`` sees pixel-aligned evidence maps (heat maps, limbs, person mask) through a
+small CNN and gives ``Features(pooled, volume)``. A global head (HMR) reads ``pooled``
+(``out_dim`` wide), a part-attention head (PARE) the ``volume``, a temporal encoder (MAED)
+the per-frame ``tokens``. An RGB backbone plugs in as a module with the same
+``forward(inputs) -> Features`` and ``out_dim``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from hmrkit.models.inputs import INPUT_CONVENTION, CropInputs, evidence_maps
+from hmrkit.types import Features
 
 # conventions a token encoder can be told about; index = the embedding row
 TOKEN_CONVENTIONS = (INPUT_CONVENTION,)
@@ -34,8 +38,9 @@ class EncoderConfig:
 class TokenEncoder(nn.Module):
     """A token per keypoint: (x, y, confidence) normalised to the box, optionally (X, Y, Z,
     confidence) of its 3D keypoint, plus an embedding of which keypoint it is and of the
-    convention; a class token; a pre-norm transformer. Features: the class token and the
-    confidence-weighted mean of the keypoint tokens, (B, 2 * width)."""
+    convention; a class token; a pre-norm transformer. Features: ``pooled`` = the class
+    token and the confidence-weighted mean of the keypoint tokens, (B, 2 * width);
+    ``tokens`` = the class token then one per keypoint, (B, 1 + K, width)."""
 
     def __init__(self, num_keypoints: int, config: EncoderConfig = EncoderConfig()):
         super().__init__()
@@ -65,13 +70,13 @@ class TokenEncoder(nn.Module):
             k3 = kp.new_zeros(B, Kn, 4)
         return torch.cat([kp, k3], -1)
 
-    def forward(self, inputs: CropInputs) -> Tensor:
+    def forward(self, inputs: CropInputs) -> Features:
         x = self.inp(self.tokens(inputs)) + self.keypoint_embed + self.convention_embed.weight[0]
         x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1)
         x = self.norm(self.transformer(x))
         w = inputs.kp[..., 2:3]
         pooled = (x[:, 1:] * w).sum(1) / w.sum(1).clamp(min=1e-6)
-        return torch.cat([x[:, 0], pooled], -1)
+        return Features(pooled=torch.cat([x[:, 0], pooled], -1), tokens=x)
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -80,7 +85,8 @@ def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 class MapEncoder(nn.Module):
     """Evidence maps (see ``hmrkit.models.inputs.evidence_maps``) at 32 x 32 through a
-    4-stage CNN (32 -> 4 px), pooled to 2 x 2 and projected: (B, 4 * width)."""
+    4-stage CNN (32 -> 4 px). Features: ``volume`` = the last stage, (B, 2 * width, 4, 4),
+    aligned with the crop; ``pooled`` = it pooled to 2 x 2 and projected, (B, 4 * width)."""
 
     def __init__(self, edges: list[tuple[int, int]], num_keypoints: int, config: EncoderConfig = EncoderConfig()):
         super().__init__()
@@ -90,16 +96,17 @@ class MapEncoder(nn.Module):
         cin = num_keypoints + len(self.edges) + 2
         self.cnn = nn.Sequential(
             _block(cin, c, 1), _block(c, 2 * c, 2), _block(2 * c, 4 * c, 2), _block(4 * c, 8 * c, 2),
-            nn.AdaptiveAvgPool2d(2), nn.Flatten(),
         )
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten())
         self.proj = nn.Sequential(nn.Linear(32 * c, 4 * config.width), nn.ReLU(inplace=True))
         self.out_dim = 4 * config.width
 
     def maps(self, inputs: CropInputs, mask: Tensor | None = None) -> Tensor:
         return evidence_maps(inputs, self.edges, self.config.map_resolution, self.config.map_sigma, mask)
 
-    def forward(self, inputs: CropInputs, mask: Tensor | None = None) -> Tensor:
-        return self.proj(self.cnn(self.maps(inputs, mask)))
+    def forward(self, inputs: CropInputs, mask: Tensor | None = None) -> Features:
+        volume = self.cnn(self.maps(inputs, mask))
+        return Features(pooled=self.proj(self.pool(volume)), volume=volume)
 
 
 def build_encoder(config: EncoderConfig) -> nn.Module:

@@ -2,10 +2,10 @@
 
 ``SpinRegressor`` = an evidence encoder (``encoders``) + HMR's IEF head (``hmr_head``): one
 forward pass from 2D (and optional 3D) keypoints to body parameters and a full-image
-camera. ``SpinEstimator`` wraps it behind the estimator interface of ``hmrkit.estimators``
-(``.fit(kp2d, convention, K, init=None, kp3d=None, smooth=False) -> Prediction``), and
-optionally refines the regressor's estimate with the SMPLify-style ``Fitter`` (SPIN's
-"fitting initialised by the regressor", used here at inference as well).
+camera. ``SpinEstimator`` puts it behind the estimator contract (``hmrkit.estimate``: an
+image estimator, ``predict(Observation) -> Prediction``); ``spin+fit`` wraps it in the
+fitting refinement (``Refined``: SPIN's "fitting initialised by the regressor", used here
+at inference as well).
 
 Weights are a ``torch.save`` dict of plain types and tensors: {"format", "body",
 "encoder": EncoderConfig fields, "head": HeadConfig fields, "joint_names", "state_dict",
@@ -15,7 +15,6 @@ Weights are a ``torch.save`` dict of plain types and tensors: {"format", "body",
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -24,11 +23,11 @@ from torch import Tensor, nn
 
 from hmrkit.body.priors import body_joint_indices
 from hmrkit.errors import InputError
-from hmrkit.geometry.camera import project
+from hmrkit.estimate.base import Timer, body_px_error
 from hmrkit.models.encoders import EncoderConfig, build_encoder
 from hmrkit.models.hmr_head import HeadConfig, HeadOutput, HMRHead, head_to_params
 from hmrkit.models.inputs import INPUT_CONVENTION, CropInputs, crop_inputs, to_input_convention
-from hmrkit.types import BodyParams, Camera, Prediction
+from hmrkit.types import BodyParams, Camera, Observation, Prediction
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 FORMAT = "hmrkit-spin-1"
@@ -48,7 +47,12 @@ class SpinRegressor(nn.Module):
         self.head = HMRHead(self.encoder.out_dim, len(self.joint_index), mean_shape, head)
 
     def forward(self, inputs: CropInputs) -> HeadOutput:
-        return self.head(self.encoder(inputs), inputs.bbox_info)
+        return self.head(self.encoder(inputs).pooled, inputs.bbox_info)
+
+    def encode(self, inputs: CropInputs) -> tuple:
+        """(Features, HeadOutput): the encoder's features and the head's output on them."""
+        feats = self.encoder(inputs)
+        return feats, self.head(feats.pooled, inputs.bbox_info)
 
     def params(self, body, inputs: CropInputs, out: HeadOutput | None = None) -> BodyParams:
         """BodyParams in the full-image camera frame (see ``head_to_params``)."""
@@ -96,57 +100,50 @@ def load_regressor(body, path=None) -> SpinRegressor:
 @dataclass(frozen=True)
 class SpinConfig:
     weights: str | None = None  # None: the shipped weights for the body model
-    refine: bool = False  # spin+fit: refine the regressor's estimate with the Fitter
     use3d: bool = True  # feed the evidence's 3D keypoints (MediaPipe world landmarks) when present
     min_confidence: float = 0.2
     min_keypoints: int = 6  # fewer confident body keypoints -> not valid
 
 
 class SpinEstimator:
-    """``spin`` (regressor alone) or ``spin+fit`` (regressor, then the fitting refinement)."""
+    """``spin``: SPIN's regressor alone, one forward pass per person (an image estimator;
+    ``spin+fit`` is ``hmrkit.estimate.Refined(SpinEstimator, FitEstimator)``)."""
 
-    def __init__(self, body, config: SpinConfig = SpinConfig(), fit_config=None):
-        from hmrkit.fit import FitConfig, Fitter
+    name = "spin"
 
+    def __init__(self, body, config: SpinConfig = SpinConfig()):
         self.body = body
         self.config = config
         self.model = load_regressor(body, config.weights)
-        self.fitter = Fitter(body, fit_config or FitConfig()) if config.refine else None
-        self.method = "spin+fit" if config.refine else "spin"
+
+    @classmethod
+    def from_pretrained(cls, body, weights=None, **_) -> "SpinEstimator":
+        """The shipped weights for ``body`` (``weights``: another checkpoint's path)."""
+        return cls(body, SpinConfig(weights=weights))
+
+    def crop_inputs(self, obs: Observation) -> CropInputs:
+        """The regressor's inputs for obs (B,): keypoints outside the image (H, W of the
+        observation) are missing, as in the training data."""
+        dtype = self.body.dtype
+        k3 = obs.body3d.to(dtype) if (obs.body3d is not None and self.config.use3d) else None
+        wh = obs.image_size.flip(-1).to(dtype)
+        return crop_inputs(obs.body.to(dtype), obs.K.to(dtype), obs.body_convention, k3, self.config.min_confidence,
+                           image_wh=wh)
 
     @torch.no_grad()
-    def regress(self, kp2d: Tensor, convention: str, K: Tensor, kp3d: Tensor | None = None) -> tuple:
-        """(BodyParams, CropInputs) from keypoints (B, K, 3) px in ``convention``."""
-        dtype = self.body.dtype
-        kp2d = torch.as_tensor(kp2d, dtype=dtype)
-        K = torch.as_tensor(K, dtype=dtype)
-        if kp3d is not None and self.config.use3d:
-            kp3d = torch.as_tensor(kp3d, dtype=dtype)
-        else:
-            kp3d = None
-        # the image is taken to span twice the principal point (hmrkit's intrinsics put it
-        # at the centre): keypoints outside it are missing, as in the training data
-        inputs = crop_inputs(kp2d, K, convention, kp3d, self.config.min_confidence, image_wh=2 * K[:, :2, 2])
-        return self.model.params(self.body, inputs), inputs
-
-    def fit(self, kp2d: Tensor, convention: str, K: Tensor, init: BodyParams | None = None,
-            kp3d: Tensor | None = None, smooth: bool = False, progress=None) -> Prediction:
-        """Same interface as ``Fitter.fit``; ``init`` is ignored by ``spin`` (the regressor
-        is the initialisation) and ``smooth`` only matters to the refinement."""
-        t0 = time.perf_counter()
-        params, inputs = self.regress(kp2d, convention, K, kp3d)
-        t_reg = time.perf_counter() - t0
-        if self.fitter is not None:
-            pred = self.fitter.fit(kp2d, convention, K, init=params, kp3d=kp3d, smooth=smooth, progress=progress)
-            info = dict(pred.info, regress_s=t_reg, time_s=time.perf_counter() - t0)
-            return replace(pred, method=self.method, info=info)
-        with torch.no_grad():
+    def predict(self, obs: Observation, init: BodyParams | None = None) -> Prediction:
+        """obs (B,) -> Prediction (B,); ``init`` is not used (the regressor starts from the mean)."""
+        obs = obs.flatten()
+        timings: dict = {}
+        with Timer(timings, "regress"):
+            inputs = self.crop_inputs(obs)
+            feats, head = self.model.encode(inputs)
+            params = self.model.params(self.body, inputs, head)
             out = self.body(params)
-            uv = project(self.body.keypoints(out, INPUT_CONVENTION), inputs.K)
-        kp, _ = to_input_convention(torch.as_tensor(kp2d, dtype=uv.dtype), convention)
-        w = (kp[..., 2] >= self.config.min_confidence).to(uv.dtype)
-        err = ((uv - kp[..., :2]).norm(dim=-1) * w).sum(-1) / w.sum(-1).clamp(min=1)
-        valid = w.sum(-1) >= self.config.min_keypoints
-        info = {"time_s": time.perf_counter() - t0, "regress_s": t_reg, "mean_px_error": err}
-        return Prediction(params=params, camera=Camera(K=inputs.K), method=self.method, valid=valid,
-                          output=out, info=info)
+        kp, _ = to_input_convention(obs.body.to(params.transl.dtype), obs.body_convention)
+        err = body_px_error(self.body, params, replace(obs, body=kp, body_convention=INPUT_CONVENTION, body3d=None),
+                            self.config.min_confidence, output=out)
+        valid = (kp[..., 2] >= self.config.min_confidence).sum(-1) >= self.config.min_keypoints
+        err = torch.where(valid, err, torch.full_like(err, float("nan")))
+        return Prediction(params=params, camera=Camera(K=inputs.K), valid=valid, px_error=err, method=self.name,
+                          output=out, features=feats, timings=timings)

@@ -1,0 +1,16 @@
+"""The estimator contract (``base``) and every method by name (``registry``).
+
+    from hmrkit.estimate import build
+    est = build("spin+fit", body)
+    pred = est.predict(Observation.from_evidence(evidence, K))
+"""
+
+from hmrkit.estimate.base import (
+    ImageEstimator, Refined, StreamEstimator, WindowEstimator, body_px_error, kinds, observation_from_arrays,
+)
+from hmrkit.estimate.registry import ESTIMATORS, build, default_method, method_names, scaled_fit_config
+
+__all__ = [
+    "ESTIMATORS", "ImageEstimator", "Refined", "StreamEstimator", "WindowEstimator", "body_px_error", "build",
+    "default_method", "kinds", "method_names", "observation_from_arrays", "scaled_fit_config",
+]
