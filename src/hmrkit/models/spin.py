@@ -30,7 +30,7 @@ from hmrkit.models.inputs import INPUT_CONVENTION, CropInputs, crop_inputs, to_i
 from hmrkit.types import BodyParams, Camera, Observation, Prediction
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-FORMAT = "hmrkit-spin-1"
+FORMAT = "hmrkit-weights-1"  # hmrkit.models.weights.FORMAT; "hmrkit-spin-1" files still load
 
 
 class SpinRegressor(nn.Module):
@@ -61,17 +61,21 @@ class SpinRegressor(nn.Module):
 
     # ---------------------------------------------------------------- weights
     def checkpoint(self, card: dict | None = None) -> dict:
-        return {"format": FORMAT, "body": self.body_name, "encoder": asdict(self.encoder_config),
-                "head": asdict(self.head_config), "joint_names": list(self.joint_names),
-                "state_dict": {k: v.detach().clone() for k, v in self.state_dict().items()}, "card": card or {}}
+        """The shipped-weights dict (``hmrkit.models.weights``, method ``spin``)."""
+        from hmrkit.models.weights import make_weights
+
+        return make_weights("spin", self.body_name, {"encoder": asdict(self.encoder_config),
+                                                     "head": asdict(self.head_config)},
+                            self.joint_names, self.state_dict(), card)
 
     @staticmethod
     def from_checkpoint(body, ckpt: dict, path=None) -> "SpinRegressor":
-        if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-            raise InputError(path, f"not an hmrkit SPIN checkpoint (expected format {FORMAT!r})")
-        if ckpt["body"] != body.name:
-            raise InputError(path, f"these weights are for the {ckpt['body']!r} body model, not {body.name!r}")
-        model = SpinRegressor(body, EncoderConfig(**ckpt["encoder"]), HeadConfig(**ckpt["head"]))
+        """The regressor of a weights dict (``hmrkit-weights-1``, or the older ``hmrkit-spin-1``)."""
+        from hmrkit.models.weights import check_weights
+
+        ckpt = check_weights(ckpt, "spin", body, path)
+        cfg = ckpt["config"]
+        model = SpinRegressor(body, EncoderConfig(**cfg["encoder"]), HeadConfig(**cfg["head"]))
         if list(model.joint_names) != list(ckpt["joint_names"]):
             raise InputError(path, "the weights' joints do not match this body model's")
         model.load_state_dict(ckpt["state_dict"])
@@ -85,15 +89,13 @@ def default_weights(body_name: str) -> Path:
 
 def load_regressor(body, path=None) -> SpinRegressor:
     """The regressor for ``body`` from ``path`` (default: the shipped weights), in eval mode."""
+    from hmrkit.models.weights import load_weights
+
     path = Path(path) if path is not None else default_weights(body.name)
     if not path.exists():
         hint = "train them with `hmrkit train spin`" if body.name != "anny" else "the package is incomplete"
         raise InputError(path, f"no SPIN weights for the {body.name!r} body model ({hint})")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a torn or foreign file
-        raise InputError(path, f"cannot read SPIN weights: {str(e).splitlines()[0]}") from None
-    model = SpinRegressor.from_checkpoint(body, ckpt, path)
+    model = SpinRegressor.from_checkpoint(body, load_weights(path), path)
     return model.to(body.dtype).eval()
 
 
