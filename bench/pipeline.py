@@ -1,33 +1,25 @@
-"""Speed and 2D accuracy of ``hmrkit run`` (default fit settings) on the shared samples.
+"""Speed, people found and 2D accuracy of ``hmrkit run`` on the shared samples.
 
-    python bench/pipeline.py [--method spin+fit] [--out /tmp/hmrkit_bench] [--frames 40] [--fit-iters N]
+    python bench/pipeline.py [--method spin+fit] [--out /tmp/hmrkit_bench] [--frames 40]
+                             [--videos-only] [--no-overlay] [--resize 960] [--threads 2]
 
 Images: every photo in ``../shared/samples/images``. Videos: the first ``--frames``
-frames of each file in ``../shared/samples/videos``. One ``hmrkit.pipeline.Runner`` runs
-them all (the models load once, outside the timings); the image detector is warmed up on
-the first photo first, so its one-off graph set-up is not charged to any photo. Video mode
-rebuilds MediaPipe's tracker for each video, and that cost is in the video's detect time.
+frames of each file in ``../shared/samples/videos`` (``--resize H``: re-encoded first to
+H px high, e.g. 960 for 720x960 frames). Each input is one ``hmrkit.pipeline.process_input``
+call on models loaded once (``Models``, outside the timings); the image detector is warmed
+up on the first photo first, so its one-off graph set-up is not charged to any photo.
 
-Stages (seconds, from the pipeline's own timers): decode (read the file / ffmpeg), detect
-(MediaPipe Holistic), fit (the SMPLify-style staged fit), render (overlay PNG / MP4),
-write (body model forward for the stacked arrays + the atomic npz). total is the wall
-time of the whole input.
+Stages (seconds, from the report's own timers): decode (read the file / ffmpeg), detect
+(every person: ``hmrkit.detect.multi``), track (identities across frames), estimate (the
+method), render (overlay PNG / MP4), write (body model forward for the stacked arrays +
+the atomic npz). total is the wall time of the whole input. ``people`` is the number of
+people (tracks) with at least one valid estimate; ``per frame`` the mean number found.
 
-2D error, px, on the frame's pixels:
-- ``MP33@0.5``: the mean distance between the fitted mesh's MediaPipe-33 body landmarks,
-  projected with cam_K, and the detected body landmarks with confidence >= 0.5 (the
-  fitter's own body keypoints, so this is the fit residual);
-- ``COCO17@0.5``: the npz's ``keypoints2d`` (COCO-17 regressed from the mesh, projected)
-  against the detection converted to COCO-17 (name mapping), confidence >= 0.5; this also
-  contains the differences between Anny's COCO regressor and MediaPipe's landmark
-  definitions (hips, ears);
-- ``fit_px_error``: the npz's value (the fitter's mean over body landmarks with confidence
-  >= its min_confidence, 0.2).
-``height`` is the person's box height in px (detected body landmarks with confidence
->= 0.5), to read the errors against.
-
-Overlays are written to ``--out``: ``NAME_overlay.png`` (photo | mesh | side view) and
-``NAME_overlay.mp4`` for the videos.
+2D error, px, on the frame's pixels, over every valid person-frame:
+- ``MP33@0.5``: the mean distance between the mesh's MediaPipe-33 body landmarks,
+  projected with cam_K, and the detected body landmarks with confidence >= 0.5;
+- ``fit_px_error``: the npz's value (the estimator's own, confidence >= 0.2).
+``height`` is the person's box height in px, to read the errors against.
 """
 
 from __future__ import annotations
@@ -44,43 +36,52 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "samples"
-STAGES = ("decode", "detect", "fit", "render", "write")
+STAGES = ("decode", "detect", "track", "estimate", "render", "write")
 
 
 def body_errors(body, npz: dict, min_conf: float = 0.5):
-    """Per valid frame: (MP33 px error, COCO17 px error, fit_px_error, person height px)."""
+    """Per valid person-frame: (MP33 px error, fit_px_error, person height px)."""
     from hmrkit.conventions import convert_with_confidence
     from hmrkit.geometry.camera import project
     from hmrkit.types import BodyParams
 
     rows = []
     conv = str(npz["evidence_convention"])
-    for t in np.nonzero(npz["valid"][:, 0])[0]:
-        ev = npz["evidence_keypoints2d"][t, 0]
-        p = BodyParams(
-            global_orient=torch.from_numpy(npz["global_orient"][t]),
-            pose=torch.from_numpy(npz["body_pose"][t]),
-            shape=torch.from_numpy(npz["shape"][t]),
-            transl=torch.from_numpy(npz["transl"][t]),
-            expression=torch.from_numpy(npz["expression"][t]) if "expression" in npz else None,
+    for t, p in zip(*np.nonzero(npz["valid"])):
+        ev = npz["evidence_keypoints2d"][t, p]
+        params = BodyParams(
+            global_orient=torch.from_numpy(npz["global_orient"][t, p:p + 1]),
+            pose=torch.from_numpy(npz["body_pose"][t, p:p + 1]),
+            shape=torch.from_numpy(npz["shape"][t, p:p + 1]),
+            transl=torch.from_numpy(npz["model_transl"][t, p:p + 1]),
+            expression=torch.from_numpy(npz["expression"][t, p:p + 1]) if "expression" in npz else None,
         )
         K = torch.from_numpy(npz["cam_K"][t])[None]
         with torch.no_grad():
-            uv = project(body.keypoints(body(p), "mediapipe33"), K)[0].numpy()
+            uv = project(body.keypoints(body(params), "mediapipe33"), K)[0].numpy()
         mp = convert_with_confidence(ev, conv, "mediapipe33") if conv != "mediapipe33" else ev
         ok = mp[:, 2] >= min_conf
         e_mp = float(np.linalg.norm(uv - mp[:, :2], axis=-1)[ok].mean()) if ok.any() else float("nan")
-        coco = convert_with_confidence(ev, conv, "coco17")
-        okc = coco[:, 2] >= min_conf
-        e_coco = (float(np.linalg.norm(npz["keypoints2d"][t, 0] - coco[:, :2], axis=-1)[okc].mean())
-                  if okc.any() else float("nan"))
         height = float(np.ptp(mp[ok, 1])) if ok.any() else float("nan")
-        rows.append((e_mp, e_coco, float(npz["fit_px_error"][t, 0]), height))
+        rows.append((e_mp, float(npz["fit_px_error"][t, p]), height))
     return rows
 
 
 def fmt(x, nd=2):
     return "–" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{nd}f}"
+
+
+def _resized(path: Path, height: int, frames: int, folder: Path) -> Path:
+    """The first ``frames`` frames of a video re-encoded ``height`` px high (ffmpeg)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    out = folder / f"{path.stem}_{height}p.mp4"
+    if not out.exists():
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(path),
+                        "-frames:v", str(frames), "-vf", f"scale=-2:{height}", "-an", str(out)], check=True)
+    return out
 
 
 def main(argv=None) -> int:
@@ -89,8 +90,11 @@ def main(argv=None) -> int:
     parser.add_argument("--images", default=str(SAMPLES / "images"))
     parser.add_argument("--videos", default=str(SAMPLES / "videos"))
     parser.add_argument("--frames", type=int, default=40, help="frames per video")
-    parser.add_argument("--method", default="spin+fit", help="estimator (hmrkit.estimators.METHODS)")
+    parser.add_argument("--method", default="spin+fit", help="estimator (hmrkit.estimate.method_names())")
     parser.add_argument("--videos-only", action="store_true", help="skip the photos")
+    parser.add_argument("--only", nargs="*", default=None, help="only these file names")
+    parser.add_argument("--no-overlay", action="store_true", help="no overlay pictures / videos")
+    parser.add_argument("--resize", type=int, default=None, help="videos re-encoded this many px high first")
     parser.add_argument("--fit-iters", type=int, default=None, help="fitting budget (default: the fitter's)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
@@ -100,7 +104,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     from hmrkit.cli import _filtered_native_stderr  # MediaPipe/TFLite/absl log noise off
     from hmrkit.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image
-    from hmrkit.pipeline import Runner, RunConfig, Summary
+    from hmrkit.pipeline import Models, RunConfig, process_input
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -108,76 +112,48 @@ def main(argv=None) -> int:
     if args.videos_only:
         images = []
     videos = sorted(p for p in Path(args.videos).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    if args.only:
+        images = [p for p in images if p.name in args.only]
+        videos = [p for p in videos if p.name in args.only]
+    if args.resize:
+        videos = [_resized(p, args.resize, args.frames, out) for p in videos]
 
+    config = RunConfig(out_dir=out, method=args.method, max_frames=args.frames, fit_iters=args.fit_iters,
+                       overlay=not args.no_overlay)
     with _filtered_native_stderr():
         t = time.perf_counter()
-        runner = Runner(RunConfig(out_dir=out, method=args.method, max_frames=args.frames, fit_iters=args.fit_iters))
+        models = Models(config)
         load_s = time.perf_counter() - t
         if images:
-            runner.detector(video=False).detect(read_image(images[0]))  # warm-up, not timed
-
-        image_rows = []
-        for path in images:
-            runner.summary = Summary()
+            models.detector(video=False).detect(read_image(images[0]))  # warm-up, not timed
+        rows = []
+        for path in images + videos:
             t = time.perf_counter()
-            runner.run_image(path)
+            report = process_input(path, config, models)
             total = time.perf_counter() - t
-            with np.load(out / f"{path.stem}.npz", allow_pickle=False) as z:
+            if not report.produced:
+                print(f"  {path.name}: {report.error}", file=sys.stderr)
+                continue
+            with np.load(out / f"{report.name}.npz", allow_pickle=False) as z:
                 npz = {k: z[k] for k in z.files}
-            h, w = read_image(path).shape[:2]
-            errs = body_errors(runner.body, npz)
-            image_rows.append((path.name, f"{w}x{h}", runner.summary.timings, total, errs))
-            print(f"  {path.name}: {total:.1f} s", file=sys.stderr, flush=True)
-
-        video_rows = []
-        for path in videos:
-            runner.summary = Summary()
-            t = time.perf_counter()
-            runner.run_video(path)
-            total = time.perf_counter() - t
-            with np.load(out / f"{path.stem}.npz", allow_pickle=False) as z:
-                npz = {k: z[k] for k in z.files}
-            errs = body_errors(runner.body, npz)
-            n = runner.summary.frames
-            video_rows.append((path.name, n, int(npz["valid"].sum()), runner.summary.timings, total, errs))
-            print(f"  {path.name}: {total:.1f} s", file=sys.stderr, flush=True)
+            size = f"{int(npz['image_size'][1])}x{int(npz['image_size'][0])}"
+            per_frame = float(npz["present"].sum(1).mean()) if npz["present"].size else 0.0
+            rows.append((path.name, size, report, total, per_frame, body_errors(models.body, npz)))
+            print(f"  {path.name}: {total:.1f} s, {report.people} people", file=sys.stderr, flush=True)
 
     threads = torch.get_num_threads()
-    fitter = getattr(runner.fitter, "fitter", runner.fitter)  # spin+fit wraps a Fitter; spin has none
-    iters = fitter.config if fitter is not None else None
-    schedule = (f"fit schedule camera/body/detail = {iters.camera_iters}/{iters.body_iters}/{iters.detail_iters} "
-                "iterations" if iters is not None else "no fitting")
-    print("\n### hmrkit run, per photo (seconds; 2D errors in px)\n")
-    print(f"Method {args.method}. Machine: {os.cpu_count()} CPU cores, torch {torch.__version__} with "
-          f"{threads} thread(s); {schedule}; model load {load_s:.1f} s (once, not counted).\n")
-    print("| image | size | decode | detect | fit | render | write | total | MP33@0.5 | COCO17@0.5 "
-          "| fit_px_error | height |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, size, tm, total, errs in image_rows:
-        e = errs[0] if errs else (float("nan"),) * 4
-        stages = " | ".join(fmt(tm.get(s, 0.0)) for s in STAGES)
-        note = "" if errs else " (nobody found)"
-        print(f"| {name}{note} | {size} | {stages} | {fmt(total)} | {fmt(e[0], 1)} | {fmt(e[1], 1)} "
-              f"| {fmt(e[2], 1)} | {fmt(e[3], 0)} |")
-    if image_rows:
-        tot = {s: sum(r[2].get(s, 0.0) for r in image_rows) / len(image_rows) for s in STAGES}
-        mean_total = sum(r[3] for r in image_rows) / len(image_rows)
-        errs = [r[4][0] for r in image_rows if r[4]]
+    print(f"\n### hmrkit run (method {args.method}; {os.cpu_count()} CPU cores, torch {torch.__version__} with "
+          f"{threads} thread(s); model load {load_s:.1f} s, once, not counted; overlay "
+          f"{'off' if args.no_overlay else 'on'})\n")
+    print("| input | size | frames | people | per frame | " + " | ".join(f"{s} ms/frame" for s in STAGES)
+          + " | fps overall | MP33@0.5 | fit_px_error | height |")
+    print("|---|---|---:|---:|---:|" + "---:|" * len(STAGES) + "---:|---:|---:|---:|")
+    for name, size, r, total, per_frame, errs in rows:
+        n = max(1, r.frames)
+        stages = " | ".join(fmt(1000 * r.timings.get(s, 0.0) / n, 1) for s in STAGES)
         me = [float(np.mean([e[i] for e in errs])) if errs else float("nan") for i in range(3)]
-        print(f"| **mean** | | {' | '.join(fmt(tot[s]) for s in STAGES)} | {fmt(mean_total)} "
-              f"| {fmt(me[0], 1)} | {fmt(me[1], 1)} | {fmt(me[2], 1)} | |")
-
-    print(f"\n### hmrkit run, per video (first {args.frames} frames)\n")
-    print("Frames per second overall (frames / wall time) and per stage (frames / stage time); "
-          "2D errors are means over the frames with a person.\n")
-    print("| video | frames | with person | fps overall | decode | detect | fit | render | write "
-          "| MP33@0.5 | COCO17@0.5 | fit_px_error | height |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, n, nvalid, tm, total, errs in video_rows:
-        per = " | ".join(fmt(n / tm[s], 1) if tm.get(s, 0.0) > 1e-3 else "–" for s in STAGES)
-        me = [float(np.mean([e[i] for e in errs])) if errs else float("nan") for i in range(4)]
-        print(f"| {name} | {n} | {nvalid} | {fmt(n / total, 2)} | {per} | {fmt(me[0], 1)} | {fmt(me[1], 1)} "
-              f"| {fmt(me[2], 1)} | {fmt(me[3], 0)} |")
+        print(f"| {name} | {size} | {r.frames} | {r.people} | {fmt(per_frame, 1)} | {stages} | {fmt(n / total, 2)} "
+              f"| {fmt(me[0], 1)} | {fmt(me[1], 1)} | {fmt(me[2], 0)} |")
     print(f"\nOverlays and npz files: {out}/")
     return 0
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -54,21 +55,23 @@ def main(argv=None) -> int:
     import torch
 
     from hmrkit.cli import _filtered_native_stderr
-    from hmrkit.estimators import build_estimator
+    from hmrkit.estimate import build
     from hmrkit.geometry.camera import project
     from hmrkit.io import IMAGE_SUFFIXES, read_image
-    from hmrkit.pipeline import Runner, RunConfig
+    from hmrkit.pipeline import Models, RunConfig, intrinsics
     from hmrkit.render import overlay_panel
+    from hmrkit.types import Observation
 
     paths = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if args.only:
         paths = [p for p in paths if p.stem in args.only or p.name in args.only]
     rows = []
     with _filtered_native_stderr():
-        runner = Runner(RunConfig(method=args.methods[0]))
-        body = runner.body
-        estimators = {m: build_estimator(m, body) for m in args.methods}
-        det = runner.detector(video=False)
+        config = RunConfig(method=args.methods[0])
+        models = Models(config)
+        body = models.body
+        estimators = {m: build(m, body) for m in args.methods}
+        det = models.detector(video=False)
         for path in paths:
             image = read_image(path)
             H, W = image.shape[:2]
@@ -77,13 +80,14 @@ def main(argv=None) -> int:
             if ev is None:
                 print(f"  {path.name}: nobody found, skipped", file=sys.stderr)
                 continue
-            K = runner.intrinsics(path, H, W)
-            kp = torch.from_numpy(ev.keypoints2d[None].astype(np.float32))
-            k3 = None if ev.keypoints3d is None else torch.from_numpy(ev.keypoints3d[None].astype(np.float32))
+            K = intrinsics(config, path, H, W)
             Kt = torch.from_numpy(K[None].astype(np.float32))
+            obs = Observation.from_evidence([ev], K)
             cols = []
             for m, est in estimators.items():
-                pred = est.fit(kp, ev.convention, Kt, kp3d=k3)
+                t0 = time.perf_counter()
+                pred = est.predict(obs)
+                seconds = time.perf_counter() - t0
                 with torch.no_grad():
                     out = body(pred.params)
                     uv = project(body.keypoints(out, "mediapipe33"), Kt)[0].numpy()
@@ -93,7 +97,7 @@ def main(argv=None) -> int:
                 panel = overlay_panel(image, out.vertices[0].numpy(), body.faces.numpy(), K,
                                       keypoints2d=ev.keypoints2d, convention=ev.convention)
                 cols.append(label(fit_width(panel, args.column_width), f"{path.name} - {m}: {err:.1f} px"))
-                print(f"  {path.name} {m}: {err:.1f} px, {pred.info.get('time_s', float('nan')):.2f} s", file=sys.stderr)
+                print(f"  {path.name} {m}: {err:.1f} px, {seconds:.2f} s", file=sys.stderr)
             h = max(c.shape[0] for c in cols)
             cols = [np.pad(c, ((0, h - c.shape[0]), (0, 0), (0, 0)), constant_values=255) for c in cols]
             rows.append(np.concatenate(cols, 1))

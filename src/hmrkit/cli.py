@@ -121,11 +121,14 @@ def _progress(paths):
 
 def cmd_run(args) -> int:
     from hmrkit.errors import InputError
-    from hmrkit.estimators import METHODS
+    from hmrkit.estimate import method_names
     from hmrkit.pipeline import RunConfig, run
 
-    if args.method is not None and args.method not in METHODS:
-        print(f"hmrkit: unknown method {args.method!r}; choose from {list(METHODS)}", file=sys.stderr)
+    if args.method is not None and args.method not in method_names():
+        print(f"hmrkit: unknown method {args.method!r}; choose from {method_names()}", file=sys.stderr)
+        return 2
+    if getattr(args, "max_people", None) is not None and args.max_people < 1:
+        print(f"hmrkit: --max-people must be >= 1, got {args.max_people}", file=sys.stderr)
         return 2
     export = tuple(x for x in (args.export or "").split(",") if x)
     bad = [x for x in export if x not in ("obj", "ply", "glb")]
@@ -139,26 +142,32 @@ def cmd_run(args) -> int:
         out_dir=Path(args.out), body=args.body, model_path=args.model_path, method=args.method,
         export=export, overlay=not args.no_overlay, focal=args.focal, fov=args.fov,
         keypoints=args.keypoints, device=args.device, max_frames=args.max_frames, weights=args.weights,
-        fit_iters=args.fit_iters,
+        fit_iters=args.fit_iters, max_people=getattr(args, "max_people", None), debug=getattr(args, "debug", False),
     )
     inputs = list(args.inputs)
-    if args.keypoints and not inputs:
-        inputs = [args.keypoints]
     try:
         summary = run(inputs, config, progress_factory=_progress)
     except InputError as e:
+        if config.debug:
+            for r in getattr(getattr(e, "summary", None), "reports", []):
+                if r.traceback:
+                    print(r.traceback, file=sys.stderr)
         failed = getattr(getattr(e, "summary", None), "failed", [])
         if len(failed) > 1:  # one line per input, then the verdict
             for f in failed:
                 print(f"hmrkit: {f['error']}", file=sys.stderr)
         print(f"hmrkit: {e}", file=sys.stderr)
         return 1
+    if config.debug:
+        for r in summary.reports:
+            if r.traceback:
+                print(r.traceback, file=sys.stderr)
     for f in summary.failed:
         print(f"hmrkit: skipped {f['error']}", file=sys.stderr)
     for w in summary.warnings:
         print(f"hmrkit: warning: {w}", file=sys.stderr)
     print(f"hmrkit: {len(summary.inputs)} input(s), {summary.frames} frame(s) "
-          f"({summary.frames_without_person} without a person) -> {config.out_dir}/")
+          f"({summary.frames_without_person} without a person), {summary.people} people -> {config.out_dir}/")
     return 0
 
 
@@ -205,16 +214,16 @@ def cmd_eval(args) -> int:
     from hmrkit.errors import InputError
     from hmrkit.eval.metrics import format_table, summarize
     from hmrkit.eval.protocols import DatasetSpec, evaluate, parse_data_spec, read_dataset, spec_frames
-    from hmrkit.estimators import METHODS
+    from hmrkit.estimate import method_names
 
-    if args.method not in METHODS:
-        print(f"hmrkit: unknown method {args.method!r}; choose from {list(METHODS)}", file=sys.stderr)
+    if args.method not in method_names():
+        print(f"hmrkit: unknown method {args.method!r}; choose from {method_names()}", file=sys.stderr)
         return 2
     if args.fit_iters is not None and args.fit_iters < 1:
         print(f"hmrkit: --fit-iters must be >= 1, got {args.fit_iters}", file=sys.stderr)
         return 2
     import hmrkit.body
-    from hmrkit.estimators import build_estimator
+    from hmrkit.estimate import build
 
     totals = []
     try:
@@ -241,11 +250,11 @@ def cmd_eval(args) -> int:
     except InputError as e:
         print(f"hmrkit: {e}", file=sys.stderr)
         return 1
-    from hmrkit.estimators import scaled_fit_config
+    from hmrkit.estimate import scaled_fit_config
 
     fit_config = scaled_fit_config(args.fit_iters)
     try:
-        estimator = build_estimator(args.method, body, fit_config, weights=args.weights)
+        estimator = build(args.method, body, fit_config, weights=args.weights)
     except InputError as e:
         print(f"hmrkit: {e}", file=sys.stderr)
         return 1
@@ -343,13 +352,17 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--focal", type=float, default=None, help="focal length in pixels")
         q.add_argument("--fov", type=float, default=None, help="field of view over the larger side, degrees")
         q.add_argument("--no-overlay", action="store_true", help="skip overlay pictures/videos")
-        q.add_argument("--device", default="cpu")
+        q.add_argument("--device", default="cpu", help="torch device for the estimator: cpu (default) or cuda")
+        q.add_argument("--max-people", type=int, default=None, help="at most N people per frame, the largest")
+        q.add_argument("--debug", action="store_true", help="print the full traceback of an unexpected error")
 
     r = sub.add_parser("run", help="images, videos, folders or keypoint files -> meshes")
     r.add_argument("inputs", nargs="*")
     run_options(r)
     r.add_argument("--export", default="", help="mesh formats, comma-separated: obj,ply,glb")
-    r.add_argument("--keypoints", default=None, help="a keypoint file (COCO/OpenPose JSON, hmrkit npz)")
+    r.add_argument("--keypoints", default=None,
+                   help="a keypoint file (COCO/OpenPose JSON, hmrkit npz) or a folder: a folder of OpenPose JSON "
+                        "is one video, each npz / COCO JSON in a folder one input")
     r.add_argument("--max-frames", type=int, default=None, help="stop videos after N frames")
     # Hidden: a smaller fitting budget (tests, quick looks); see RunConfig.fit_iters.
     r.add_argument("--fit-iters", type=int, default=None, help=argparse.SUPPRESS)
@@ -376,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  h36m:NPZ,root=DIR[,n=N,step=1,regressor=J_regressor_h36m.npy]\n"
                "      SPIN's h36m_valid_protocol{1,2}.npz; root = the folder imgname is relative to",
     )
-    e.add_argument("--method", default="fit", help="fit | spin | spin+fit (hmrkit.estimators)")
+    e.add_argument("--method", default="fit", help="fit | spin | spin+fit (hmrkit.estimate)")
     e.add_argument("--weights", default=None, help="regressor weights for spin/spin+fit (default: the shipped ones)")
     e.add_argument("--data", nargs="+", default=["synthetic:frames,noise=clean", "synthetic:frames,noise=realistic"],
                    help="one or more data specs (below)")

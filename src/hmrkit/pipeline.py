@@ -1,29 +1,48 @@
 """The main job: inputs (images, videos, keypoint files) -> meshes, npz, overlays, summary.
 
-Data flow (DESIGN.md): frames (streamed) -> detect (Evidence) -> estimate (BodyParams +
-Camera) -> body model -> write. One person per frame on this path (P = 1).
+Stages, for one input (``process_input``, the unit of work):
 
-Memory stays flat on long videos: frames are read one at a time, fitted in small chunks,
-and only the per-frame parameters (a few KB) are kept; the stacked arrays of the output
-contract are computed at the end in chunks into memory-mapped temporaries and streamed
-into the npz.
+  source    frames, streamed (an image is one frame; a keypoint file gives evidence directly)
+  detect    every person of a frame (``hmrkit.detect``): list[Evidence]
+  track     identities across frames (``hmrkit.track.Tracker``); in a photo, people are
+            numbered by size
+  schedule  per the estimator's kind (``hmrkit.estimate.base``): window estimators get the
+            contiguous frames of each track (up to ``window_size``, warm-started from the
+            track's previous window), image estimators every person of a chunk of frames
+            in one batch, stream estimators each track's frames in order (one copy each)
+  estimate  Observation -> Prediction
+  write     (T, P) arrays with ``track_id`` (P,): the npz, meshes, overlay picture / video
+
+``process_input(path, config, models) -> InputReport`` holds no global state: the loaded
+models (``Models``) are passed in, the report is returned, nothing process-wide (logging
+configuration, warning filters, a shared summary) is touched, so inputs can be fanned out
+to workers. ``run`` loads the models once, processes every input and merges the reports
+into ``summary.json``.
+
+Memory stays flat on long videos: frames are read one at a time and estimated in chunks;
+only the per-person parameters (a few KB a frame) are kept; the stacked arrays of the
+output contract are computed at the end in chunks into memory-mapped temporaries and
+streamed into the npz.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+import traceback
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 import numpy as np
 import torch
 
-from hmrkit.errors import InputError, NoPersonError
-from hmrkit.types import BodyParams, Evidence
+from hmrkit.errors import InputError
+from hmrkit.types import BodyParams, Evidence, Observation
 
 log = logging.getLogger(__name__)
 
@@ -35,298 +54,465 @@ class RunConfig:
     out_dir: Path = Path("hmrkit_out")
     body: str = "anny"
     model_path: Optional[str] = None
-    method: Optional[str] = None  # hmrkit.estimators.METHODS; None: default_method(body)
+    method: Optional[str] = None  # hmrkit.estimate.method_names(); None: default_method(body)
     export: tuple = ()  # mesh formats: obj, ply, glb
     overlay: bool = True
     focal: Optional[float] = None  # px
     fov: Optional[float] = None  # degrees over the larger side
-    keypoints: Optional[str] = None  # a keypoint file to use instead of detecting
-    device: str = "cpu"
-    chunk: int = 8  # video frames fitted together
+    keypoints: Optional[str] = None  # a keypoint file or folder to use instead of detecting
+    device: str = "cpu"  # torch device of the estimator: cpu, cuda, cuda:1, ...
+    chunk: int = 8  # video frames detected, then estimated, together
     max_frames: Optional[int] = None
+    max_people: Optional[int] = None  # per frame, the largest N people (None: all)
     # Fitting budget: the fitter's body iterations; its camera and detail stages are scaled
     # in proportion (the default schedule is 40 / 120 / 40). None keeps FitConfig's defaults.
     fit_iters: Optional[int] = None
-    weights: Optional[str] = None  # regressor weights for spin / spin+fit (None: the shipped ones)
+    weights: Optional[str] = None  # regressor weights for a learned method (None: the shipped ones)
+    debug: bool = False  # an unexpected error's report carries its full traceback
 
 
 @dataclass
-class FrameResult:
-    index: int
+class PersonResult:
+    """One person in one frame, as estimated (params: a batch of 1; None when not valid)."""
+
+    frame: int
+    track: int
     valid: bool
-    params: Optional[BodyParams] = None  # batch of 1
-    K: Optional[np.ndarray] = None  # (3, 3)
-    evidence: Optional[Evidence] = None
+    evidence: Evidence
+    K: np.ndarray  # (3, 3)
+    params: Optional[BodyParams] = None
     px_error: float = float("nan")
 
 
 @dataclass
-class Summary:
-    inputs: list = field(default_factory=list)
-    failed: list = field(default_factory=list)  # {"input", "error"}
+class InputReport:
+    """What ``process_input`` did with one input. ``produced``: its NAME.npz was written."""
+
+    input: str
+    name: str
+    kind: str = ""
+    produced: bool = False
+    error: Optional[str] = None
     frames: int = 0
     frames_without_person: int = 0
+    people: int = 0  # tracks (distinct people) written
     timings: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+    traceback: Optional[str] = None
 
     def time(self, stage: str, seconds: float):
         self.timings[stage] = self.timings.get(stage, 0.0) + seconds
 
 
-class _DropRecords(logging.Filter):
-    def filter(self, record) -> bool:
-        return False
+@dataclass
+class Summary:
+    """``run``'s merged reports (what summary.json holds)."""
+
+    inputs: list = field(default_factory=list)
+    failed: list = field(default_factory=list)  # {"input", "error"}
+    frames: int = 0
+    frames_without_person: int = 0
+    people: int = 0
+    timings: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+    reports: list = field(default_factory=list)
+
+    def add(self, report: InputReport) -> None:
+        self.reports.append(report)
+        if report.produced:
+            self.inputs.append(report.input)
+        else:
+            self.failed.append({"input": report.input, "error": report.error or f"{report.input}: nothing produced"})
+        self.frames += report.frames
+        self.frames_without_person += report.frames_without_person
+        self.people += report.people
+        for k, v in report.timings.items():
+            self.timings[k] = self.timings.get(k, 0.0) + v
+        self.warnings += report.warnings
 
 
-class Runner:
-    """Holds the body model, detector and estimator across inputs."""
+# ---------------------------------------------------------------------------- models
 
-    def __init__(self, config: RunConfig, progress: Optional[Callable] = None):
+
+def resolve_device(name: str) -> torch.device:
+    """A torch device the user asked for, or a one-line InputError when it is not here."""
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise InputError(None, f"--device {name!r} is not a device name; use cpu or cuda") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(None, f"--device {name}: torch sees no CUDA GPU here; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(None, f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif dev.type != "cpu":
+        raise InputError(None, f"--device {name}: only cpu and cuda are supported")
+    return dev
+
+
+class Models:
+    """What a worker loads once and reuses for every input: the body model, the
+    estimator and the detectors. Detectors keep per-video state: ``detector(video=True)``
+    is reset for each video."""
+
+    def __init__(self, config: RunConfig):
         import hmrkit.body
+        from hmrkit.estimate import build, default_method, scaled_fit_config
 
-        self.config = config
+        self.device = resolve_device(config.device)
         try:
             self.body = hmrkit.body.load(config.body, model_path=config.model_path)
         except InputError:
             raise
         except ValueError as e:  # e.g. anny given a model_path (problems with the file are InputErrors)
             raise InputError(config.model_path, str(e).splitlines()[0]) from None
-        from dataclasses import replace
+        self.method = config.method or default_method(self.body)
+        self.estimator = build(self.method, self.body, scaled_fit_config(config.fit_iters), weights=config.weights)
+        if self.device.type != "cpu":
+            _to_device(self.estimator, self.device)
+        self._detectors: dict = {}
 
-        from hmrkit.estimators import build_estimator, default_method, scaled_fit_config
-
-        self.config = config = replace(config, method=config.method or default_method(self.body))
-        fit_cfg = scaled_fit_config(config.fit_iters)
-        self.fitter = build_estimator(config.method, self.body, fit_cfg, weights=config.weights)
-        self.summary = Summary()
-        self._detectors = {}
-        self.progress = progress
-
-    # ---------------------------------------------------------------- detection
     def detector(self, video: bool):
-        from hmrkit.detect import MediaPipeHolistic, MediaPipeHolisticConfig
-
         key = "video" if video else "image"
         if key not in self._detectors:
-            self._detectors[key] = MediaPipeHolistic(MediaPipeHolisticConfig(static_image_mode=not video))
+            self._detectors[key] = make_detector(video=video)
         det = self._detectors[key]
         if video:
             det.reset()
         return det
 
-    def intrinsics(self, path: Path, h: int, w: int, K_file=None) -> np.ndarray:
-        from hmrkit.geometry.camera import default_intrinsics
+    def close(self) -> None:
+        for det in self._detectors.values():
+            det.close()
+        self._detectors.clear()
 
-        if K_file is not None:
-            return np.asarray(K_file, dtype=np.float32)
-        focal = self.config.focal
-        if focal is None and self.config.fov is None and path is not None:
-            try:
-                from hmrkit.io import read_exif_focal
 
-                focal = read_exif_focal(path, w, h)
-            except Exception:  # EXIF is a nicety, never a failure
-                focal = None
-        return default_intrinsics(h, w, focal=focal, fov_deg=self.config.fov).numpy()
+def make_detector(video: bool):
+    """The person detector of ``hmrkit run``: every person, with body, hands and face."""
+    from hmrkit.detect.multi import MultiPersonConfig, MultiPersonDetector
+
+    return MultiPersonDetector(MultiPersonConfig(static_image_mode=not video))
+
+
+def _to_device(estimator, device) -> None:
+    """Move the learned modules of an estimator (and of a wrapped one) to ``device``."""
+    for obj in (estimator, getattr(estimator, "base", None)):
+        model = getattr(obj, "model", None)
+        if isinstance(model, torch.nn.Module):
+            model.to(device)
+
+
+def _kinds(estimator) -> tuple:
+    from hmrkit.estimate import kinds
+
+    return kinds(estimator)
+
+
+# ---------------------------------------------------------------------------- one input
+
+
+def intrinsics(config: RunConfig, path: Optional[Path], h: int, w: int) -> np.ndarray:
+    """K (3, 3) px: --focal, else --fov, else EXIF, else the default field of view."""
+    from hmrkit.geometry.camera import default_intrinsics
+
+    focal = config.focal
+    if focal is None and config.fov is None and path is not None:
+        try:
+            from hmrkit.io import read_exif_focal
+
+            focal = read_exif_focal(path, w, h)
+        except Exception:  # EXIF is a nicety, never a failure
+            focal = None
+    return default_intrinsics(h, w, focal=focal, fov_deg=config.fov).numpy()
+
+
+class _Job:
+    """The stages for one input; ``results`` collects every PersonResult."""
+
+    def __init__(self, path: Path, config: RunConfig, models: Models, name: str, report: InputReport,
+                 progress: Optional[Callable] = None):
+        self.path, self.config, self.models, self.name, self.report = path, config, models, name, report
+        self.body = models.body
+        self.estimator = models.estimator
+        self.kinds = _kinds(self.estimator)
+        self.progress = progress
+        self.results: dict = {}  # (frame, track) -> PersonResult
+        self.prev: dict = {}  # track -> BodyParams (1) of its last valid frame: the next window's start
+        self.streams: dict = {}  # track -> a stream estimator's own copy
+
+    # ---------------------------------------------------------------- people of a frame
+    def select(self, people: list) -> list:
+        """The largest ``max_people`` detections of a frame, largest first."""
+        def area(e):
+            b = np.asarray(e.bbox, np.float64)
+            return float(max(b[2] - b[0], 0) * max(b[3] - b[1], 0))
+
+        people = sorted(people, key=area, reverse=True)
+        if self.config.max_people is not None:
+            people = people[:self.config.max_people]
+        return people
 
     # ---------------------------------------------------------------- estimation
-    def estimate(self, evidence: list[Optional[Evidence]], Ks: np.ndarray, video: bool,
-                 init: Optional[BodyParams] = None) -> list[FrameResult]:
-        """Fit a list of frames (None = nobody found) together; returns one result each."""
-        idx = [i for i, e in enumerate(evidence) if e is not None]
-        results = [FrameResult(index=i, valid=False) for i in range(len(evidence))]
-        if not idx:
-            return results
-        kp = np.stack([evidence[i].keypoints2d for i in idx]).astype(np.float32)
-        conv = evidence[idx[0]].convention
-        kp3 = None
-        if all(evidence[i].keypoints3d is not None for i in idx):
-            kp3 = torch.from_numpy(np.stack([evidence[i].keypoints3d for i in idx]).astype(np.float32))
-        K = torch.from_numpy(Ks[idx].astype(np.float32))
-        if init is not None:
-            init = BodyParams.cat([init] * len(idx))
-        contiguous = video and idx == list(range(idx[0], idx[0] + len(idx)))
-        pred = self.fitter.fit(torch.from_numpy(kp), conv, K, init=init, kp3d=kp3, smooth=contiguous)
-        for j, i in enumerate(idx):
-            ok = bool(pred.valid[j])
-            results[i] = FrameResult(index=i, valid=ok, params=pred.params[j], K=Ks[i], evidence=evidence[i],
-                                     px_error=float(pred.info["mean_px_error"][j]))
-        return results
+    def estimate(self, frames: list, video: bool) -> list:
+        """frames: [(frame index, K (3, 3), [(track, Evidence)])] of consecutive frames.
+        Estimates every person, stores the PersonResults and returns them per frame."""
+        t = time.perf_counter()
+        items = [(fi, K, tr, ev) for fi, K, people in frames for tr, ev in people]
+        out = {}
+        if items:
+            if video and "window" in self.kinds:
+                out = self._by_windows(items)
+            elif video and "stream" in self.kinds and "image" not in self.kinds:
+                out = self._by_streams(items)
+            else:
+                out = self._at_once(items)
+        self.results.update(out)
+        self.report.time("estimate", time.perf_counter() - t)
+        return [[out[(fi, tr)] for tr, _ in people] for fi, _, people in frames]
 
-    # ---------------------------------------------------------------- inputs
-    def run_image(self, path: Path, name: Optional[str] = None) -> list[FrameResult]:
+    def _observation(self, items) -> Observation:
+        return Observation.from_evidence([ev for _, _, _, ev in items], np.stack([K for _, K, _, _ in items]),
+                                         frame_index=[fi for fi, _, _, _ in items],
+                                         track_id=[tr for _, _, tr, _ in items])
+
+    def _store(self, items, pred) -> dict:
+        out = {}
+        for j, (fi, K, tr, ev) in enumerate(items):
+            ok = bool(pred.valid[j])
+            p = pred.params[j].detach().to("cpu") if ok else None
+            out[(fi, tr)] = PersonResult(frame=fi, track=tr, valid=ok, evidence=ev, K=K, params=p,
+                                         px_error=float(pred.px_error[j]))
+            if ok:
+                self.prev[tr] = p
+        return out
+
+    def _at_once(self, items) -> dict:
+        """Every person of the chunk in one batch (image estimators; photos)."""
+        pred = self.estimator.predict(self._observation(items))
+        return self._store(items, pred)
+
+    def _by_windows(self, items) -> dict:
+        """Each track's contiguous frames as one window, started from its previous one."""
+        out = {}
+        by_track: dict = {}
+        for it in items:
+            by_track.setdefault(it[2], []).append(it)
+        W = max(1, int(getattr(self.estimator, "window_size", 1)))
+        for tr, its in by_track.items():
+            its.sort(key=lambda x: x[0])
+            runs, run = [], [its[0]]
+            for it in its[1:]:
+                if it[0] == run[-1][0] + 1 and len(run) < W:
+                    run.append(it)
+                else:
+                    runs.append(run)
+                    run = [it]
+            runs.append(run)
+            for run in runs:
+                obs = self._observation(run).stack_time()
+                init = self.prev.get(tr)
+                init = None if init is None else BodyParams.cat([init] * len(run))
+                pred = self.estimator.predict_window(obs, init)
+                out.update(self._store(run, pred))
+        return out
+
+    def _by_streams(self, items) -> dict:
+        """Each track's frames in order through its own copy of the stream estimator."""
+        out = {}
+        for it in sorted(items, key=lambda x: (x[2], x[0])):
+            tr = it[2]
+            if tr not in self.streams:
+                est = copy.deepcopy(self.estimator)
+                est.reset()
+                self.streams[tr] = est
+            pred = self.streams[tr].step(self._observation([it]))
+            out.update(self._store([it], pred))
+        return out
+
+    # ---------------------------------------------------------------- sources
+    def run_image(self):
         from hmrkit.io import read_image
 
         t = time.perf_counter()
-        image = read_image(path)
-        self.summary.time("decode", time.perf_counter() - t)
+        image = read_image(self.path)
+        self.report.time("decode", time.perf_counter() - t)
         h, w = image.shape[:2]
         t = time.perf_counter()
-        found = self.detector(video=False).detect(image)
-        self.summary.time("detect", time.perf_counter() - t)
-        ev = found[0] if found else None
-        K = self.intrinsics(path, h, w)[None]
-        t = time.perf_counter()
-        res = self.estimate([ev], K, video=False)
-        self.summary.time("fit", time.perf_counter() - t)
-        self.summary.frames += 1
-        if ev is None:
-            self.summary.frames_without_person += 1
-            self.summary.warnings.append(f"{path}: nobody found in the image")
-        self.write(path, res, fps=0.0, frames=[image], name=name)
-        return res
+        people = self.select(self.models.detector(video=False).detect(image))
+        self.report.time("detect", time.perf_counter() - t)
+        K = intrinsics(self.config, self.path, h, w)
+        self.report.frames = 1
+        if not people:
+            self.report.frames_without_person = 1
+            self.report.warnings.append(f"{self.path}: nobody found in the image")
+        res = self.estimate([(0, K, list(enumerate(people)))], video=False)[0]
+        self.write(T=1, fps=0.0, K_all=K[None], image_size=(h, w))
+        if self.config.overlay:
+            t = time.perf_counter()
+            self._overlay_picture(image, res)
+            self.report.time("render", time.perf_counter() - t)
 
-    def run_video(self, path: Path, name: Optional[str] = None) -> list[FrameResult]:
+    def run_video(self):
         from hmrkit.io import VideoReader
+        from hmrkit.track import Tracker
 
-        results: list[FrameResult] = []
+        reader = VideoReader(self.path)
         writer = None
-        overlay_path = None
-        # the reader's warnings (e.g. a truncated file) are copied into the summary below
-        video_log = logging.getLogger("hmrkit.io.video")
-        drop = _DropRecords()
-        video_log.addFilter(drop)
-        try:
-            reader = VideoReader(path)
-        finally:
-            video_log.removeFilter(drop)
+        overlay_path = self.config.out_dir / f"{self.name}_overlay.mp4"
+        tracker = Tracker()
         with reader:
             fps = float(reader.fps or 0.0)
-            det = self.detector(video=True)
-            chunk_frames, chunk_ev = [], []
-            prev: Optional[BodyParams] = None
+            det = self.models.detector(video=True)
             K = None
-            tmp_overlay = None
-            if self.config.overlay:
-                overlay_path = self.config.out_dir / f"{name or path.stem}_overlay.mp4"
-            n = 0
+            chunk: list = []  # (frame index, K, [(track, Evidence)], image or None)
+            n = nobody = 0
 
             def flush():
-                nonlocal prev, writer
-                if not chunk_ev:
+                nonlocal writer
+                if not chunk:
                     return
-                Ks = np.repeat(K[None], len(chunk_ev), 0)
-                t = time.perf_counter()
-                res = self.estimate(chunk_ev, Ks, video=True, init=prev)
-                self.summary.time("fit", time.perf_counter() - t)
-                base = len(results)
-                for r in res:
-                    r.index += base
-                    if r.valid:
-                        prev = r.params
-                results.extend(res)
+                res = self.estimate([(fi, Kf, people) for fi, Kf, people, _ in chunk], video=True)
                 if self.config.overlay:
-                    writer = self._write_overlay_frames(writer, overlay_path, fps, chunk_frames, res)
-                chunk_frames.clear()
-                chunk_ev.clear()
+                    writer = self._overlay_frames(writer, overlay_path, fps, [c[3] for c in chunk], res)
+                chunk.clear()
 
-            nobody = 0
-            video_log.addFilter(drop)
             try:
                 t = time.perf_counter()
                 for index, frame in reader:
-                    self.summary.time("decode", time.perf_counter() - t)
+                    self.report.time("decode", time.perf_counter() - t)
                     if self.config.max_frames is not None and n >= self.config.max_frames:
                         break
                     if K is None:
-                        K = self.intrinsics(None, frame.shape[0], frame.shape[1])
+                        size = frame.shape[:2]
+                        K = intrinsics(self.config, None, *size)
                     t = time.perf_counter()
-                    found = det.detect(frame)
-                    self.summary.time("detect", time.perf_counter() - t)
-                    chunk_ev.append(found[0] if found else None)
-                    chunk_frames.append(frame if self.config.overlay else None)
-                    if not found:
-                        nobody += 1
+                    people = self.select(det.detect(frame))
+                    self.report.time("detect", time.perf_counter() - t)
+                    t = time.perf_counter()
+                    tracked = tracker.update(people, n)
+                    self.report.time("track", time.perf_counter() - t)
+                    nobody += not tracked
+                    chunk.append((n, K, tracked, frame if self.config.overlay else None))
                     n += 1
-                    if len(chunk_ev) >= self.config.chunk:
+                    if len(chunk) >= self.config.chunk:
                         flush()
                     if self.progress is not None:
                         self.progress(1)
                     t = time.perf_counter()
                 flush()
                 if n == 0:
-                    raise InputError(path, "the video has no frames")
-                self.summary.warnings += [f"{path}: {w}" for w in reader.warnings]
+                    raise InputError(self.path, "the video has no frames")
+                self.report.warnings += [f"{self.path}: {w}" for w in reader.warnings]
+                self.report.frames, self.report.frames_without_person = n, nobody
                 # the npz first, then the overlay video: a failure leaves neither new file
-                self.write(path, results, fps=fps, frames=None, name=name)
+                self.write(T=n, fps=fps, K_all=np.repeat(K[None], n, 0), image_size=size)
                 if writer is not None:
                     writer.close()
+                    self.report.outputs.append(str(overlay_path))
             except BaseException:
                 if writer is not None:
                     writer.abort()  # no half-written overlay video; an older one stays
                 raise
-            finally:
-                video_log.removeFilter(drop)
-        self.summary.frames += n
-        self.summary.frames_without_person += nobody
         if nobody:
-            self.summary.warnings.append(f"{path}: nobody found in {nobody} of {n} frame(s)")
-        return results
+            self.report.warnings.append(f"{self.path}: nobody found in {nobody} of {n} frame(s)")
 
-    def run_keypoints(self, path: Path, name: Optional[str] = None) -> list[FrameResult]:
-        import warnings
-
+    def run_keypoints(self):
         from hmrkit.detect import read_keypoint_file
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            seq = read_keypoint_file(path)
-        # the readers' warnings (e.g. no image size in the file) go to the summary, one line each
-        self.summary.warnings += [str(w.message).splitlines()[0] for w in caught]
-        evs = [f[0] if f else None for f in seq.frames]
-        h, w = next((e.image_size for e in evs if e is not None), (1080, 1920))
+            seq = read_keypoint_file(self.path)
+        # the readers' warnings (e.g. no image size in the file) go to the report, one line each
+        self.report.warnings += [str(w.message).splitlines()[0] for w in caught]
+        T = len(seq.frames)
+        size = seq.image_size or (1080, 1920)
         if seq.cam_K is not None:
             Ks = np.asarray(seq.cam_K, dtype=np.float32)
         else:
-            Ks = np.repeat(self.intrinsics(None, h, w)[None], len(evs), 0)
-        video = len(evs) > 1
-        results = []
-        prev = None
-        for s in range(0, len(evs), self.config.chunk if video else 1):
-            part = evs[s:s + self.config.chunk] if video else evs[s:s + 1]
-            res = self.estimate(part, Ks[s:s + len(part)], video=video, init=prev)
-            for r in res:
-                r.index += s
-                if r.valid:
-                    prev = r.params
-            results.extend(res)
-        self.summary.frames += len(evs)
-        self.summary.frames_without_person += sum(e is None for e in evs)
-        self.write(path, results, fps=float(seq.fps or 0.0), frames=None, K_all=Ks, name=name)
-        return results
+            Ks = np.repeat(intrinsics(self.config, None, *size)[None], T, 0)
+        video = T > 1
+        if video:
+            from hmrkit.track import Tracker
+
+            tracker = Tracker()
+        frames = []
+        nobody = 0
+        for t, people in enumerate(seq.frames):
+            people = self.select(list(people))
+            tracked = tracker.update(people, t) if video else list(enumerate(people))
+            nobody += not tracked
+            frames.append((t, Ks[t], tracked))
+            if len(frames) >= (self.config.chunk if video else 1):
+                self.estimate(frames, video=video)
+                frames = []
+        if frames:
+            self.estimate(frames, video=video)
+        self.report.frames, self.report.frames_without_person = T, nobody
+        self.write(T=T, fps=float(seq.fps or 0.0), K_all=Ks, image_size=size)
 
     # ---------------------------------------------------------------- writing
-    def _write_overlay_frames(self, writer, path, fps, frames, results):
+    def _vertices(self, params: list) -> np.ndarray:
+        with torch.no_grad():
+            return self.body(BodyParams.cat(params)).vertices.numpy()
+
+    def _overlay_frames(self, writer, path, fps, frames, results):
         from hmrkit.io import VideoWriter
-        from hmrkit.render import render_overlay
+        from hmrkit.render import person_colors, render_overlay
 
         t = time.perf_counter()
         faces = self.body.faces.numpy()
-        for frame, r in zip(frames, results):
-            if r.valid:
-                with torch.no_grad():
-                    v = self.body(r.params).vertices[0].numpy()
-                img = render_overlay(frame, v, faces, r.K)
-            else:
-                img = frame
+        for frame, people in zip(frames, results):
+            ok = [r for r in people if r.valid]
+            img = frame
+            if ok:
+                img = render_overlay(frame, self._vertices([r.params for r in ok]), faces, ok[0].K,
+                                     colors=person_colors([r.track for r in ok]))
             if writer is None:
                 writer = VideoWriter(path, fps=fps or 10.0, size=img.shape[:2])
             writer.write(img)
-        self.summary.time("render", time.perf_counter() - t)
+        self.report.time("render", time.perf_counter() - t)
         return writer
 
-    def write(self, path: Path, results: list[FrameResult], fps: float, frames=None, K_all=None,
-              name: Optional[str] = None):
-        """The npz of the output contract, meshes on request, the overlay picture; the files
-        are named after ``name`` (default: the input's stem)."""
+    def _overlay_picture(self, image: np.ndarray, people: list):
+        from PIL import Image
+
+        from hmrkit.io import atomic_write
+        from hmrkit.render import label_people, overlay_panel, person_colors
+
+        ok = [r for r in people if r.valid]
+        ev = [r.evidence for r in people]
+        kp = np.stack([e.keypoints2d for e in ev]) if ev else None
+        conv = ev[0].convention if ev else None
+        if ok:
+            colors = person_colors([r.track for r in ok])
+            panel = overlay_panel(image, self._vertices([r.params for r in ok]), self.body.faces.numpy(), ok[0].K,
+                                  keypoints2d=kp, convention=conv, colors=colors)
+            W = image.shape[1]
+            boxes = [np.asarray(r.evidence.bbox) + np.array([W, 0, W, 0]) for r in ok]
+            panel = label_people(panel, boxes, [r.track for r in ok], colors)
+        else:
+            panel = image
+        path = self.config.out_dir / f"{self.name}_overlay.png"
+        with atomic_write(path, "wb") as f:
+            Image.fromarray(panel).save(f, format="PNG")
+        self.report.outputs.append(str(path))
+
+    def write(self, T: int, fps: float, K_all: np.ndarray, image_size: tuple):
+        """The npz of the output contract (docs/outputs.md) and meshes on request."""
+        from hmrkit.conventions import COCO17
+        from hmrkit.geometry.camera import project
         from hmrkit.io import save_mesh, save_npz_atomic
 
-        name = name or path.stem
         t0 = time.perf_counter()
         out_dir = self.config.out_dir
         body = self.body
-        T, P = len(results), 1
+        tracks = sorted({r.track for r in self.results.values()})
+        col = {tr: p for p, tr in enumerate(tracks)}
+        P = len(tracks)
         V, J = body.num_vertices, len(body.joint_names)
+        ev_conv = next((r.evidence.convention for r in self.results.values()), "")
+        ev_k = next((len(r.evidence.keypoints2d) for r in self.results.values()), 0)
         tmp = tempfile.TemporaryDirectory(dir=out_dir, prefix=".tmp-")
         try:
             mm = lambda name, shape, dtype=np.float32: np.lib.format.open_memmap(  # noqa: E731
@@ -336,98 +522,116 @@ class Runner:
             kp3 = np.zeros((T, P, 17, 3), np.float32)
             kp2 = np.zeros((T, P, 17, 2), np.float32)
             valid = np.zeros((T, P), bool)
-            cam_K = np.zeros((T, 3, 3), np.float32)
+            present = np.zeros((T, P), bool)
+            bbox = np.zeros((T, P, 4), np.float32)
             go = np.tile(np.eye(3, dtype=np.float32), (T, P, 1, 1))
             pose = np.tile(np.eye(3, dtype=np.float32), (T, P, body.num_pose_joints, 1, 1))
             shape = np.zeros((T, P, body.num_shape), np.float32)
             transl = np.zeros((T, P, 3), np.float32)
+            model_transl = np.zeros((T, P, 3), np.float32)
             expr = np.zeros((T, P, body.num_expression), np.float32) if body.num_expression else None
-            ev_conv = next((r.evidence.convention for r in results if r.evidence is not None), "")
-            ev_k = next((len(r.evidence.keypoints2d) for r in results if r.evidence is not None), 0)
             ev_kp = np.zeros((T, P, ev_k, 3), np.float32)
             px_err = np.full((T, P), np.nan, np.float32)
-            default_K = next((r.K for r in results if r.K is not None), np.eye(3, dtype=np.float32))
-            chunk = 32
-            for s in range(0, T, chunk):
-                rs = results[s:s + chunk]
-                for r in rs:
-                    cam_K[r.index] = r.K if r.K is not None else (K_all[r.index] if K_all is not None else default_K)
-                    if r.evidence is not None:
-                        ev_kp[r.index, 0] = r.evidence.keypoints2d
-                ok = [r for r in rs if r.valid]
-                if not ok:
-                    continue
-                params = BodyParams.cat([r.params for r in ok])
+            cam_K = np.asarray(K_all, np.float32).reshape(T, 3, 3).copy()
+            for r in self.results.values():
+                i, p = r.frame, col[r.track]
+                present[i, p] = True
+                bbox[i, p] = r.evidence.bbox
+                ev_kp[i, p] = np.nan_to_num(r.evidence.keypoints2d)
+                cam_K[i] = r.K
+            ok = sorted((r for r in self.results.values() if r.valid), key=lambda r: (r.frame, r.track))
+            for s in range(0, len(ok), 32):
+                rs = ok[s:s + 32]
+                params = BodyParams.cat([r.params for r in rs])
                 with torch.no_grad():
                     out = body(params)
                     c17 = body.keypoints(out, "coco17")
-                Kt = torch.from_numpy(np.stack([cam_K[r.index] for r in ok]))
-                from hmrkit.geometry.camera import project
-
-                uv = project(c17, Kt)
-                for j, r in enumerate(ok):
-                    i = r.index
-                    valid[i, 0] = True
-                    vertices[i, 0] = out.vertices[j].numpy()
-                    joints[i, 0] = out.joints[j].numpy()
-                    kp3[i, 0] = c17[j].numpy()
-                    kp2[i, 0] = uv[j].numpy()
-                    go[i, 0] = params.global_orient[j].numpy()
-                    pose[i, 0] = params.pose[j].numpy()
-                    shape[i, 0] = params.shape[j].numpy()
-                    transl[i, 0] = params.transl[j].numpy()
+                uv = project(c17, torch.from_numpy(np.stack([cam_K[r.frame] for r in rs])).to(c17.dtype))
+                for j, r in enumerate(rs):
+                    i, p = r.frame, col[r.track]
+                    valid[i, p] = True
+                    vertices[i, p] = out.vertices[j].numpy()
+                    joints[i, p] = out.joints[j].numpy()
+                    kp3[i, p] = c17[j].numpy()
+                    kp2[i, p] = uv[j].numpy()
+                    go[i, p] = params.global_orient[j].numpy()
+                    pose[i, p] = params.pose[j].numpy()
+                    shape[i, p] = params.shape[j].numpy()
+                    transl[i, p] = out.joints[j, 0].numpy()  # the root joint: the same meaning for every body
+                    model_transl[i, p] = params.transl[j].numpy()
                     if expr is not None and params.expression is not None:
-                        expr[i, 0] = params.expression[j].numpy()
-                    px_err[i, 0] = r.px_error
-            from hmrkit.conventions import COCO17
-
+                        expr[i, p] = params.expression[j].numpy()
+                    px_err[i, p] = r.px_error
             arrays = dict(
-                body_model=np.array(body.name), method=np.array(self.config.method), valid=valid,
+                body_model=np.array(body.name), method=np.array(self.models.method), valid=valid, present=present,
+                track_id=np.array(tracks, np.int64), bbox=bbox,
                 vertices=vertices, faces=body.faces.numpy().astype(np.int64), joints3d=joints,
                 joint_names=np.array(body.joint_names), keypoints3d=kp3, keypoints3d_names=np.array(COCO17),
                 keypoints2d=kp2, cam_K=cam_K, global_orient=go, body_pose=pose,
                 pose_joint_names=np.array(body.pose_joint_names), shape=shape, transl=transl,
-                frame_index=np.arange(T), fps=np.array(fps, np.float32),
-                evidence_keypoints2d=ev_kp, evidence_convention=np.array(ev_conv),
-                fit_px_error=px_err,
+                model_transl=model_transl, frame_index=np.arange(T), fps=np.array(fps, np.float32),
+                image_size=np.array(image_size, np.int64),
+                evidence_keypoints2d=ev_kp, evidence_convention=np.array(ev_conv), fit_px_error=px_err,
             )
             if expr is not None:
                 arrays["expression"] = expr
-            if body.name == "anny":
+            if getattr(body, "shape_names", None) is not None:
                 arrays["shape_names"] = np.array(body.shape_names)
-            save_npz_atomic(out_dir / f"{name}.npz", **arrays)
-            self.summary.time("write", time.perf_counter() - t0)
-
-            if self.config.export:
-                for r in results:
-                    if not r.valid:
-                        continue
-                    for fmt in self.config.export:
-                        mesh = f"{name}_f{r.index:06d}_p0.{fmt}"
-                        save_mesh(out_dir / mesh, vertices[r.index, 0], body.faces.numpy())
-            if frames is not None and self.config.overlay and results:
-                t = time.perf_counter()
-                self._overlay_picture(name, frames[0], results[0])
-                self.summary.time("render", time.perf_counter() - t)
+            npz = out_dir / f"{self.name}.npz"
+            save_npz_atomic(npz, **arrays)
+            self.report.outputs.append(str(npz))
+            self.report.produced = True
+            self.report.people = int(valid.any(0).sum())
+            self.report.time("write", time.perf_counter() - t0)
+            for r in ok:
+                for fmt in self.config.export:
+                    mesh = out_dir / f"{self.name}_f{r.frame:06d}_p{r.track}.{fmt}"
+                    save_mesh(mesh, vertices[r.frame, col[r.track]], body.faces.numpy())
+                    self.report.outputs.append(str(mesh))
         finally:
             tmp.cleanup()  # memmaps may still be open: fine on POSIX, the data is in the npz
 
-    def _overlay_picture(self, name: str, image: np.ndarray, r: FrameResult):
-        from hmrkit.io import atomic_write
-        from hmrkit.render import overlay_panel
 
-        kp = r.evidence.keypoints2d if r.evidence is not None else None
-        conv = r.evidence.convention if r.evidence is not None else None
-        if r.valid:
-            with torch.no_grad():
-                v = self.body(r.params).vertices[0].numpy()
-            panel = overlay_panel(image, v, self.body.faces.numpy(), r.K, keypoints2d=kp, convention=conv)
-        else:
-            panel = image
-        from PIL import Image
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
-        with atomic_write(self.config.out_dir / f"{name}_overlay.png", "wb") as f:
-            Image.fromarray(panel).save(f, format="PNG")
+
+def input_kind(path: Path, config: RunConfig) -> str:
+    """``image``, ``video`` or ``keypoints`` (``--keypoints`` makes every input a keypoint
+    input; a folder of OpenPose JSON is one)."""
+    from hmrkit.io import classify
+
+    if config.keypoints is not None or Path(path).is_dir():
+        return "keypoints"
+    return classify(path)
+
+
+def process_input(path, config: RunConfig, models: Models, name: Optional[str] = None,
+                  progress: Optional[Callable] = None) -> InputReport:
+    """Run every stage on one input and write its files; never raises for a bad input:
+    the report says what went wrong (``error``: one line naming the input)."""
+    path = Path(path)
+    report = InputReport(input=str(path), name=name or path.stem)
+    try:
+        report.kind = input_kind(path, config)
+        job = _Job(path, config, models, report.name, report, progress)
+        {"image": job.run_image, "video": job.run_video, "keypoints": job.run_keypoints}[report.kind]()
+    except InputError as e:
+        report.error = str(e)
+    except OSError as e:  # disk full, permissions changed under us, ...
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        report.error = f"{path}: input/output error{where}: {e.strerror or _one_line(e)}"
+    except Exception as e:  # a bug: name it in one line, carry on with the other inputs
+        report.error = (f"{path}: {type(e).__name__}: {_one_line(e)} (a bug in hmrkit; "
+                        f"`hmrkit run --debug` shows the traceback)")
+        report.traceback = traceback.format_exc()
+    if report.error is not None:
+        report.produced = False
+    return report
+
+
+# ---------------------------------------------------------------------------- many inputs
 
 
 def _output_names(paths: list) -> list[str]:
@@ -449,9 +653,43 @@ def _output_names(paths: list) -> list[str]:
     return names
 
 
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+def _is_openpose(path: Path) -> bool:
+    """Whether a JSON file is an OpenPose frame ({"people": [...]}), by its first bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return head.lstrip()[:1] == b"{" and b'"people"' in head
+
+
+def expand(inputs: list, config: RunConfig, failed: list) -> list[Path]:
+    """The inputs to process, one unit of work each. Folders are expanded into their files;
+    with ``--keypoints``, a folder holding OpenPose JSON files is one input (a video) and
+    each .npz / COCO .json file in a folder is one input of its own."""
+    from hmrkit.io import expand_inputs
+
+    paths: list = []
+    for item in inputs:
+        item = Path(item)
+        if config.keypoints is not None and item.is_dir():
+            files = sorted(p for p in item.iterdir() if p.is_file() and not p.name.startswith("."))
+            jsons = [p for p in files if p.suffix.lower() == ".json"]
+            openpose = [p for p in jsons if _is_openpose(p)]
+            if openpose:
+                paths.append(item)
+            paths += [p for p in files if p.suffix.lower() == ".npz" or (p in jsons and p not in openpose)]
+            if not openpose and not any(p.suffix.lower() in (".npz", ".json") for p in files):
+                failed.append({"input": str(item),
+                               "error": f"{item}: no keypoint files here (.json COCO/OpenPose, .npz evidence)"})
+            continue
+        skipped: list = []
+        try:
+            paths += expand_inputs([item], skipped=skipped)
+        except InputError as e:
+            failed.append({"input": str(item), "error": str(e)})
+        failed += [{"input": str(p), "error": f"{p}: {why}"} for p, why in skipped]
+    return paths
 
 
 def run(inputs: Iterable, config: RunConfig, progress_factory=None) -> Summary:
@@ -462,7 +700,7 @@ def run(inputs: Iterable, config: RunConfig, progress_factory=None) -> Summary:
     written whenever the output folder is writable. Raises InputError (one line) only when
     nothing could be produced: the input's own error when there was one input, else a
     count; the error then carries the ``summary`` (its ``failed`` list names every file)."""
-    from hmrkit.io import classify, expand_inputs, save_json_atomic
+    from hmrkit.io import save_json_atomic
 
     out_dir = Path(config.out_dir)
     try:
@@ -471,77 +709,45 @@ def run(inputs: Iterable, config: RunConfig, progress_factory=None) -> Summary:
         probe.close()
     except OSError as e:
         raise InputError(out_dir, f"cannot write to the output folder ({e.strerror or e})") from None
-    config = RunConfig(**{**config.__dict__, "out_dir": out_dir})
+    config = replace(config, out_dir=out_dir)
     inputs = list(inputs)
+    if config.keypoints is not None and not inputs:
+        inputs = [config.keypoints]
     if not inputs:
         raise InputError(None, "no input given; pass an image, a video, a keypoint file or a folder")
-    paths, failed = [], []
-    # expand_inputs logs each file it skips; those go to the summary (and the CLI prints them)
-    io_log = logging.getLogger("hmrkit.io.images")
-    drop = _DropRecords()
-    io_log.addFilter(drop)
-    try:
-        for item in inputs:
-            skipped: list = []
-            try:
-                paths += expand_inputs([item], skipped=skipped)
-            except InputError as e:
-                failed.append({"input": str(item), "error": str(e)})
-            failed += [{"input": str(p), "error": f"{p}: {why}"} for p, why in skipped]
-    finally:
-        io_log.removeFilter(drop)
     s = Summary()
-    s.failed += failed
-    produced = 0
+    paths = expand(inputs, config, s.failed)
     names = _output_names(paths)
     for p, name in zip(paths, names):
         if name != Path(p).stem:
             s.warnings.append(f"{p}: another input has the same name; its results are named {name}.*")
+    method = config.method
     t_all = time.perf_counter()
     if paths:  # load the models only when there is something to do
-        runner = Runner(config)
-        config = runner.config  # with the method resolved
-        runner.summary = s
+        models = Models(config)
+        method = models.method
         t_all = time.perf_counter()  # "total" is the processing time, without loading the models
         iterator = list(zip(paths, names))
         if progress_factory is not None:
             iterator = progress_factory(iterator)
-        for p, name in iterator:
-            try:
-                kind = classify(p)
-                if config.keypoints is not None:
-                    kind = "keypoints"
-                if kind == "image":
-                    runner.run_image(Path(p), name)
-                elif kind == "video":
-                    runner.run_video(Path(p), name)
-                elif kind == "keypoints":
-                    runner.run_keypoints(Path(p) if config.keypoints is None else Path(config.keypoints), name)
-                else:
-                    raise InputError(p, "unsupported input type")
-                s.inputs.append(str(p))
-                produced += 1
-            except InputError as e:
-                log.info("%s", e)
-                s.failed.append({"input": str(p), "error": str(e)})
-            except OSError as e:  # disk full, permissions changed under us, ...
-                where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-                msg = f"{p}: input/output error{where}: {e.strerror or _one_line(e)}"
-                log.info("%s", msg, exc_info=True)
-                s.failed.append({"input": str(p), "error": msg})
-            except Exception as e:  # a bug: report it, carry on with the other inputs
-                msg = (f"{p}: internal error ({type(e).__name__}: {_one_line(e)}); "
-                       f"please report it (hmrkit -v run ... shows the traceback)")
-                log.info("%s", msg, exc_info=True)
-                s.failed.append({"input": str(p), "error": msg})
+        try:
+            for p, name in iterator:
+                report = process_input(p, config, models, name)
+                if report.traceback is not None:
+                    log.info("%s", report.traceback)
+                s.add(report)
+        finally:
+            models.close()
     s.timings["total"] = time.perf_counter() - t_all
     save_json_atomic(out_dir / "summary.json", {
         "inputs": s.inputs, "failed": s.failed, "frames": s.frames,
-        "frames_without_person": s.frames_without_person,
+        "frames_without_person": s.frames_without_person, "people": s.people,
         "timings_s": {k: round(v, 3) for k, v in s.timings.items()},
-        "warnings": s.warnings, "body_model": config.body, "method": config.method,
+        "warnings": s.warnings, "body_model": config.body, "method": method,
+        "per_input": [{"input": r.input, "name": r.name, "kind": r.kind, "produced": r.produced,
+                       "frames": r.frames, "people": r.people, "error": r.error} for r in s.reports],
     })
-    if produced == 0:
+    if not s.inputs:
         if not s.failed:  # e.g. an empty folder
             where = inputs[0] if len(inputs) == 1 else None
             err = InputError(where, "no image, video or keypoint file to process here")
@@ -553,4 +759,5 @@ def run(inputs: Iterable, config: RunConfig, progress_factory=None) -> Summary:
                                    f"(listed in {out_dir / 'summary.json'})")
         err.summary = s
         raise err
+    s.method = method
     return s

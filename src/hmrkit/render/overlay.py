@@ -590,3 +590,41 @@ def overlay_panel(image, vertices, faces, K, keypoints2d=None, convention: str |
     middle = render_overlay(img, vertices, faces, K, alpha=alpha, colors=colors)
     right = render_side_view(vertices, faces, K, img.shape[:2], angle_deg=side_angle_deg, colors=colors)
     return np.concatenate([left, middle, right], axis=1)
+
+
+# ----------------------------------------------------------------------------------------
+# Several people
+
+
+def person_colors(track_ids) -> np.ndarray:
+    """(N, 3) RGB in [0, 1]: the palette colour of each track id, so a person keeps one
+    colour in every frame and picture."""
+    return np.array([PALETTE[int(t) % len(PALETTE)] for t in track_ids], dtype=np.float64).reshape(-1, 3)
+
+
+def label_people(image, boxes, track_ids, colors=None) -> np.ndarray:
+    """A copy of ``image`` with each person's id (``#3``) written at the top left of its
+    box, on a patch of the person's colour. boxes (N, 4) xyxy px; colors (N, 3) RGB in
+    [0, 1] (default: ``person_colors``). Returns (H, W, 3) uint8."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = _image(image)
+    cols = person_colors(track_ids) if colors is None else _colors(colors, len(track_ids))
+    H, W = img.shape[:2]
+    size = max(12, int(round(0.03 * min(H, W))))
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        font = ImageFont.load_default()
+    pil = Image.fromarray(img)
+    draw = ImageDraw.Draw(pil)
+    for box, tid, c in zip(boxes, track_ids, cols):
+        x0, y0 = float(box[0]), float(box[1])
+        text = f"#{int(tid)}"
+        l, t, r, b = draw.textbbox((x0, y0), text, font=font)
+        pad = max(2, size // 6)
+        y0 = max(0.0, y0 - (b - t) - 2 * pad)
+        l, t, r, b = draw.textbbox((x0 + pad, y0 + pad), text, font=font)
+        draw.rectangle([x0, y0, r + pad, b + pad], fill=tuple(int(round(255 * v)) for v in c))
+        draw.text((x0 + pad, y0 + pad), text, fill=(0, 0, 0), font=font)
+    return np.asarray(pil).copy()
