@@ -1,5 +1,5 @@
-"""hmrkit.train: the synthetic training set, SPIN's fit store, a smoke training run that is
-deterministic and resumes exactly."""
+"""hmrkit.train: the synthetic training set, SPIN's fit store, a smoke training run (SPIN's
+objective on the shared Trainer) that is deterministic and resumes exactly."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 
 from hmrkit.models.encoders import EncoderConfig
 from hmrkit.train.data import TrainSetConfig, build_trainset, root_relative
-from hmrkit.train.spin import FitStore, SpinTrainConfig, SpinTrainer
+from hmrkit.train.spin import FitStore, SpinTrainConfig, spin_trainer
 
 
 @pytest.fixture(scope="module")
@@ -57,40 +57,44 @@ def test_fit_store_keeps_only_better_fits():
 
 def test_smoke_training_is_deterministic_and_resumes(anny_body, tiny_set, tmp_path):
     cfg = _config()
-    a = SpinTrainer(anny_body, tiny_set, cfg, tmp_path / "a")
+    a = spin_trainer(anny_body, tiny_set, cfg, tmp_path / "a")
     rec = a.train()
     assert a.step == 4 and "val PA-MPJPE" in rec and "valid fits" in rec
     lines = (tmp_path / "a" / "log.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == [2, 4]
-    assert (a.fits.err < math.inf).any()  # the loop stored fits of unlabelled samples
-    assert torch.isinf(a.fits.err[tiny_set.labelled]).all()  # and none of labelled ones
+    fits = a.objective.fits
+    assert (fits.err < math.inf).any()  # the loop stored fits of unlabelled samples
+    assert torch.isinf(fits.err[tiny_set.labelled]).all()  # and none of labelled ones
 
-    b = SpinTrainer(anny_body, tiny_set, cfg, tmp_path / "b")
+    b = spin_trainer(anny_body, tiny_set, cfg, tmp_path / "b")
     b.train()
     for (k, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         assert torch.equal(x, y), k
 
     # stop after 2 steps, resume in a new trainer: the same weights as straight through
-    c = SpinTrainer(anny_body, tiny_set, cfg, tmp_path / "c")
+    c = spin_trainer(anny_body, tiny_set, cfg, tmp_path / "c")
     c.train(stop_at=2)
-    d = SpinTrainer(anny_body, tiny_set, cfg, tmp_path / "c")
+    d = spin_trainer(anny_body, tiny_set, cfg, tmp_path / "c")
     d.load(tmp_path / "c" / "last.pt")
     assert d.step == 2
     d.train()
     for (k, x), y in zip(a.model.state_dict().items(), d.model.state_dict().values()):
         assert torch.equal(x, y), k
-    assert torch.equal(a.fits.err, d.fits.err)
+    assert torch.equal(fits.err, d.objective.fits.err) and torch.equal(fits.pose, d.objective.fits.pose)
+    ck = torch.load(tmp_path / "c" / "last.pt", weights_only=True)
+    assert ck["format"] == "hmrkit-train-1" and ck["method"] == "spin" and ck["step"] == 4
+    assert set(ck["objective"]) == {"fits"} and {"torch", "batches", "orders"} <= set(ck["rng"])
 
 
 def test_loop_off_trains_without_fits(anny_body, tiny_set, tmp_path):
-    t = SpinTrainer(anny_body, tiny_set, _config(loop=False, steps=2), tmp_path)
+    t = spin_trainer(anny_body, tiny_set, _config(loop=False, steps=2), tmp_path)
     rec = t.train()
-    assert torch.isinf(t.fits.err).all() and "valid fits" not in rec
+    assert torch.isinf(t.objective.fits.err).all() and "valid fits" not in rec
 
 
 def test_training_reduces_the_loss(anny_body, tiny_set, tmp_path):
     torch.manual_seed(0)
-    t = SpinTrainer(anny_body, tiny_set, _config(loop=False, steps=40, lr=1e-3, val_every=40), tmp_path)
+    t = spin_trainer(anny_body, tiny_set, _config(loop=False, steps=40, lr=1e-3, val_every=40), tmp_path)
     first = [t.train_step()["loss"] for _ in range(5)]
     for _ in range(30):
         t.train_step()
@@ -118,10 +122,10 @@ def test_real_detections_join_as_unlabelled(anny_body, tiny_set, tmp_path):
     assert torch.equal(Kr, tiny_set.K[[0, 2]])
     ts = with_real_detections(tiny_set, anny_body, det, Kr)
     assert len(ts) == len(tiny_set) + 2 and ts.is_real.sum() == 2 and not ts.labelled[-2:].any()
-    t = SpinTrainer(anny_body, ts, _config(steps=2, batch=len(ts), fit_every=1), tmp_path / "r")
+    t = spin_trainer(anny_body, ts, _config(steps=2, batch=len(ts), fit_every=1), tmp_path / "r")
     rec = t.train()
     assert torch.isfinite(torch.tensor(rec["train loss"]))
-    assert torch.isfinite(t.fits.err[-2:]).all()  # the loop fitted the real detections
+    assert torch.isfinite(t.objective.fits.err[-2:]).all()  # the loop fitted the real detections
     assert rec["real detections"] == 2
     (tmp_path / "bad.npz").write_bytes(b"nope")
     with pytest.raises(InputError, match="bad.npz"):
@@ -131,8 +135,45 @@ def test_real_detections_join_as_unlabelled(anny_body, tiny_set, tmp_path):
 def test_resume_with_other_flags_is_one_line(anny_body, tiny_set, tmp_path):
     from hmrkit.errors import InputError
 
-    t = SpinTrainer(anny_body, tiny_set, _config(loop=False, steps=2), tmp_path)
+    t = spin_trainer(anny_body, tiny_set, _config(loop=False, steps=2), tmp_path)
     t.train()
-    other = SpinTrainer(anny_body, tiny_set, _config(loop=False, steps=2, lr=1e-3), tmp_path)
+    other = spin_trainer(anny_body, tiny_set, _config(loop=False, steps=2, lr=1e-3), tmp_path)
     with pytest.raises(InputError, match="another configuration"):
         other.load(tmp_path / "last.pt")
+
+
+def test_spin_batch_is_typed(anny_body, tiny_set, tmp_path):
+    """SPIN's TrainBatch: the evidence, 2D targets (truth for labelled samples, detections
+    for the others), 3D labels and pose/shape targets with their weights."""
+    t = spin_trainer(anny_body, tiny_set, _config(loop=False, steps=1), tmp_path)
+    b = t.objective.batch(0)
+    B = 12
+    assert b.indices.shape == (B,) and b.inputs.batch_size == B and b.evidence.lead == (B,)
+    assert b.kp2d.shape == (B, 33, 2) and b.kp2d_conf.shape == (B, 33) and b.kp3d.shape == (B, 33, 3)
+    lab = tiny_set.labelled[b.indices]
+    assert torch.equal(b.labelled, lab) and torch.equal(b.params_weight, lab.float())
+    assert torch.equal(b.kp2d[lab], tiny_set.uv[b.indices][lab])
+    assert torch.equal(b.kp2d[~lab], tiny_set.det[b.indices][~lab][..., :2])
+    assert b.params.batch_size == B and b.part_seg is None and b.time is None
+
+
+def test_train_spin_writes_shipped_format_weights(anny_body, tmp_path, monkeypatch):
+    """train_spin end to end (loop off, 2 steps): weights in hmrkit-weights-1 with a card,
+    loadable as the regressor; resuming a finished run trains no more and rewrites them."""
+    from hmrkit.models.spin import load_regressor
+    from hmrkit.models.weights import load_weights
+    from hmrkit.train.spin import train_spin
+
+    monkeypatch.setenv("HMRKIT_CACHE", str(tmp_path / "cache"))
+    cfg = _config(loop=False, steps=2)
+    path = train_spin(anny_body, cfg, tmp_path / "run")
+    w = load_weights(path, "spin", anny_body)
+    assert w["format"] == "hmrkit-weights-1" and w["method"] == "spin" and w["body"] == "anny"
+    assert set(w["config"]) == {"encoder", "head"} and w["config"]["encoder"]["width"] == 32
+    for key in ("method", "seed", "steps", "loop", "data", "train_time_s", "val", "check"):
+        assert key in w["card"], key
+    model = load_regressor(anny_body, path)
+    assert model.card["steps"] == 2 and model.card["loop"] is False
+    again = train_spin(anny_body, cfg, tmp_path / "run", resume=True)
+    assert again == path
+    assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 1

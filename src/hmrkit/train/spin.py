@@ -9,6 +9,12 @@ replaced only by one with a lower 2D error, and stored fits whose error is below
 ``fit_valid`` supervise the regressor's pose and shape as ground truth would (SPIN).
 With the loop off, the same data trains the regressor with no fits (the ablation).
 
+SPIN is a ``SpinObjective`` of the shared ``hmrkit.train.trainer.Trainer`` (optimiser,
+schedule, RNG, checkpoints, logs; docs/training.md): its ``batch`` is a ``TrainBatch``
+(evidence, 2D targets, 3D labels, pose/shape targets with their weights), the fits run in
+its ``after_step`` hook and the ``FitStore`` is its checkpointed state. ``spin_trainer``
+builds the pair; ``train_spin`` is the whole run behind ``hmrkit train spin``.
+
 Loss weights follow SPIN's code (keypoints 5, pose 1, shape 0.001, camera prior
 exp(-10 s)^2, all x 60); the shape weight is divided by 0.2^2 for Anny, whose phenotypes
 spread about 0.2 where SPIN's betas spread 1.
@@ -16,10 +22,8 @@ spread about 0.2 where SPIN's betas spread 1.
 
 from __future__ import annotations
 
-import json
 import math
-import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -32,8 +36,10 @@ from hmrkit.models.encoders import EncoderConfig
 from hmrkit.models.hmr_head import HeadConfig
 from hmrkit.models.inputs import crop_inputs, to_crop
 from hmrkit.models.spin import SpinRegressor
+from hmrkit.train.batch import TrainBatch
 from hmrkit.train.data import CONVENTION, KeypointTrainSet, TrainSetConfig, root_relative, world_landmarks
-from hmrkit.types import BodyParams
+from hmrkit.train.trainer import Objective, TrainContext, Trainer, TrainerConfig, tqdm_hook
+from hmrkit.types import BodyParams, Observation
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,11 @@ class SpinTrainConfig:
     encoder: EncoderConfig = EncoderConfig()
     head: HeadConfig = HeadConfig()
     data: TrainSetConfig = TrainSetConfig()
+
+    def trainer(self) -> TrainerConfig:
+        """The shared trainer's part of this configuration (warm-up 200 steps, clip 5)."""
+        return TrainerConfig(steps=self.steps, lr=self.lr, weight_decay=self.weight_decay, warmup=200, clip_grad=5.0,
+                             seed=self.seed, val_every=self.val_every)
 
 
 def _keypoints(body, params: BodyParams, conventions: tuple) -> dict:
@@ -130,34 +141,31 @@ def check_figure(model: SpinRegressor, body) -> dict:
             "PA-MPJPE": round(res["val PA-MPJPE"], 2), "MPJPE": round(res["val MPJPE"], 2)}
 
 
-class SpinTrainer:
-    def __init__(self, body, data: KeypointTrainSet, config: SpinTrainConfig, out_dir: Path):
+class SpinObjective(Objective):
+    """SPIN as a ``Trainer`` objective: the regressor, its batches (labelled samples with
+    fresh detector noise, unlabelled ones with their fixed detections), its losses, and
+    the fit store that the loop (``after_step``) fills and the pose/shape losses read."""
+
+    method = "spin"
+
+    def __init__(self, body, data: KeypointTrainSet, config: SpinTrainConfig, real_sources=()):
         self.body, self.data, self.config = body, data, config
-        self.out_dir = Path(out_dir)
-        torch.manual_seed(config.seed)
-        self.model = SpinRegressor(body, config.encoder, config.head).to(body.dtype)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: min(1.0, (s + 1) / 200) * 0.5 * (1 + math.cos(math.pi * min(s, config.steps) / config.steps)))
-        self.batches = torch.Generator().manual_seed(config.seed + 17)
-        self.fits = FitStore(len(data), len(self.model.joint_index), body.num_shape, body.dtype)
-        self.fitter = Fitter(body, FitConfig(camera_iters=2 * config.fit_camera_iters, body_iters=config.fit_body_iters,
+        self.real_sources = [str(p) for p in real_sources]
+
+    def build(self, ctx: TrainContext) -> SpinRegressor:
+        body, cfg = self.body, self.config
+        model = SpinRegressor(body, cfg.encoder, cfg.head).to(body.dtype)
+        self.order = ctx.order(len(self.data), cfg.batch)
+        self.fits = FitStore(len(self.data), len(model.joint_index), body.num_shape, body.dtype)
+        self.fitter = Fitter(body, FitConfig(camera_iters=2 * cfg.fit_camera_iters, body_iters=cfg.fit_body_iters,
                                              detail_iters=0, yaw_hypotheses=1, fit_hands=False, fit_face=False))
-        self.step = 0
-        self.elapsed = 0.0
-        self.val = validation_set(body, config.val_n)
-        self.joint_index = torch.tensor(self.model.joint_index)
-        self._order = torch.empty(0, dtype=torch.long)
+        self.val = validation_set(body, cfg.val_n)
+        self.joint_index = torch.tensor(model.joint_index)
+        self.model = model  # for the card's check figure
+        return model
 
     # ------------------------------------------------------------------ batches
-    def next_indices(self) -> Tensor:
-        B = self.config.batch
-        if self._order.numel() < B:
-            self._order = torch.cat([self._order, torch.randperm(len(self.data), generator=self.batches)])
-        idx, self._order = self._order[:B], self._order[B:]
-        return idx
-
-    def inputs(self, idx: Tensor):
+    def evidence(self, idx: Tensor, step: int):
         """Evidence of the batch: labelled samples get fresh detector noise each step (an
         augmentation); unlabelled ones keep their fixed detections. 3D keypoints are given
         with probability p_world3d per sample."""
@@ -167,90 +175,107 @@ class SpinTrainer:
         k3 = d.det3d[idx].clone()
         if lab.any():
             li = idx[lab]
-            seed = cfg.seed * 1_000_003 + self.step
+            seed = cfg.seed * 1_000_003 + step
             kp[lab] = add_noise(d.X[li], d.uv[li], d.valid, CONVENTION, d.image_size, NoiseConfig.realistic(), seed=seed)
             g = torch.Generator().manual_seed(seed)
             k3[lab] = world_landmarks(d.X[li], kp[lab][..., 2], cfg.data.world3d_sigma, g)
-        g = torch.Generator().manual_seed(cfg.seed * 7 + self.step)
+        g = torch.Generator().manual_seed(cfg.seed * 7 + step)
         give = torch.rand(len(idx), generator=g) < cfg.p_world3d
         k3 = k3 * give[:, None, None]
         return kp, k3, lab
 
+    def targets(self, idx: Tensor, lab: Tensor):
+        """Pose/shape targets (BodyParams, the full pose) and their weights: ground truth for
+        labelled samples, valid stored fits for unlabelled ones when the loop is on."""
+        d = self.data
+        p = d.params[idx]
+        go, pose, shape = p.global_orient.clone(), p.pose.clone(), p.shape.clone()
+        w = lab.to(go.dtype)
+        if self.config.loop:
+            fit_ok = (~lab) & (self.fits.err[idx] < self.config.fit_valid)
+            fi = idx[fit_ok]
+            go[fit_ok], shape[fit_ok] = self.fits.go[fi], self.fits.shape[fi]
+            pose[fit_ok.nonzero()[:, :1], self.joint_index] = self.fits.pose[fi]
+            w = w + fit_ok.to(go.dtype)
+        return BodyParams(go, pose, shape, p.transl, p.expression), w
+
+    def batch(self, step: int) -> TrainBatch:
+        d = self.data
+        idx = self.order.next()
+        kp, k3, lab = self.evidence(idx, step)
+        K = d.K[idx]
+        inputs = crop_inputs(kp, K, CONVENTION, k3)
+        B = len(idx)
+        H, W = d.image_size
+        half = 0.5 * inputs.size[:, None]
+        evidence = Observation(body=kp, body_convention=CONVENTION, K=K,
+                               image_size=torch.tensor([H, W]).expand(B, 2), bbox=torch.cat(
+                                   [inputs.center - half, inputs.center + half], -1),
+                               frame_index=torch.zeros(B, dtype=torch.long),
+                               track_id=torch.full((B,), -1, dtype=torch.long), body3d=k3)
+        # 2D: labelled samples against the exact projections, unlabelled ones against their detections
+        dtype = self.body.dtype
+        uv = d.uv[idx]
+        inside = ((uv >= 0) & (uv < torch.tensor(d.image_size[::-1], dtype=dtype))).all(-1)
+        kp2d = torch.where(lab[:, None, None], uv, kp[..., :2])
+        conf = torch.where(lab[:, None], (inside & d.valid).to(dtype), kp[..., 2])
+        params, w = self.targets(idx, lab)
+        return TrainBatch(indices=idx, inputs=inputs, evidence=evidence, kp2d=kp2d, kp2d_conf=conf,
+                          kp3d=d.X[idx], kp3d_conf=d.valid.to(dtype).expand(B, -1), labelled=lab,
+                          params=params, params_weight=w)
+
+    # ------------------------------------------------------------------ losses
+    def losses(self, model: SpinRegressor, b: TrainBatch, step: int):
+        cfg = self.config
+        inputs = b.inputs
+        out = model(inputs)
+        params = model.params(self.body, inputs, out)
+        X = _keypoints(self.body, params, (CONVENTION,))[CONVENTION]
+        uv_pred = to_crop(project(X, inputs.K), inputs)
+        l2d = (b.kp2d_conf[..., None] * (uv_pred - to_crop(b.kp2d, inputs)) ** 2).mean()
+        # 3D keypoints: labelled only, root-relative
+        l3d = ((root_relative(X) - root_relative(b.kp3d)) ** 2 * b.kp3d_conf[..., None]).sum(-1).mean(-1)
+        l3d = (l3d * b.labelled).mean()
+        t, w = b.params, b.params_weight
+        lpose = (((out.global_orient - t.global_orient) ** 2).flatten(1).mean(-1)
+                 + ((out.pose - t.pose[:, self.joint_index]) ** 2).flatten(1).mean(-1))
+        lpose = (lpose * w).mean()
+        lshape = ((out.shape - t.shape) ** 2).mean(-1)
+        lshape = (lshape * w).mean()
+        lcam = torch.exp(-10 * out.cam[:, 0].exp()).pow(2).mean()
+        total = cfg.w_total * (cfg.w_kp2d * l2d + cfg.w_kp3d * l3d + cfg.w_pose * lpose + cfg.w_shape * lshape
+                               + cfg.w_cam * lcam)
+        return {"loss": total, "kp2d": l2d, "kp3d": l3d, "pose": lpose, "shape": lshape, "cam": lcam}, params
+
     # ------------------------------------------------------------------ the loop
-    def run_fits(self, idx: Tensor, kp: Tensor, k3: Tensor, params: BodyParams, size: Tensor) -> dict:
-        """Fit the batch's unlabelled samples from the regressor's estimate; store better fits."""
+    def after_step(self, model, b: TrainBatch, params: BodyParams, step: int) -> dict | None:
+        """Every fit_every steps with the loop on: fit the batch's unlabelled samples from
+        the regressor's estimate (before this step's update); store the better fits."""
+        if not (self.config.loop and step % self.config.fit_every == 0):
+            return None
+        return self.run_fits(b, params.detach())
+
+    def run_fits(self, b: TrainBatch, params: BodyParams) -> dict:
+        idx, size = b.indices, b.inputs.size
         u = ~self.data.labelled[idx]
         if not u.any():
             return {}
         ui = idx[u]
-        pred = self.fitter.fit(kp[u], CONVENTION, self.data.K[ui], init=params[u.nonzero()[:, 0]].detach(),
+        pred = self.fitter.fit(b.evidence.body[u], CONVENTION, b.evidence.K[u], init=params[u.nonzero()[:, 0]].detach(),
                                kp3d=self.data.det3d[ui])
-        err = pred.info["mean_px_error"] / size[u]
+        err = pred.px_error / size[u]
         err = torch.where(pred.valid, err, torch.full_like(err, math.inf))
         p = pred.params
         better = self.fits.update(ui, p.global_orient, p.pose[:, self.joint_index], p.shape, err)
         return {"fits": int(u.sum()), "fits replaced": int(better.sum()), "fit err": float(err[torch.isfinite(err)].mean())}
 
-    def targets(self, idx: Tensor, lab: Tensor):
-        """Pose/shape targets and their weights: ground truth for labelled samples, valid
-        stored fits for unlabelled ones when the loop is on."""
-        d = self.data
-        go = d.params.global_orient[idx].clone()
-        pose = d.params.pose[idx][:, self.joint_index].clone()
-        shape = d.params.shape[idx].clone()
-        w = lab.to(go.dtype)
-        if self.config.loop:
-            fit_ok = (~lab) & (self.fits.err[idx] < self.config.fit_valid)
-            go[fit_ok], pose[fit_ok], shape[fit_ok] = self.fits.go[idx[fit_ok]], self.fits.pose[idx[fit_ok]], \
-                self.fits.shape[idx[fit_ok]]
-            w = w + fit_ok.to(go.dtype)
-        return go, pose, shape, w
-
-    def losses(self, idx: Tensor, kp: Tensor, k3: Tensor, lab: Tensor):
-        cfg, d = self.config, self.data
-        K = d.K[idx]
-        inputs = crop_inputs(kp, K, CONVENTION, k3)
-        out = self.model(inputs)
-        params = self.model.params(self.body, inputs, out)
-        X = _keypoints(self.body, params, (CONVENTION,))[CONVENTION]
-        # 2D: labelled samples against the exact projections, unlabelled ones against their detections
-        uv_pred = to_crop(project(X, K), inputs)
-        inside = ((d.uv[idx] >= 0) & (d.uv[idx] < torch.tensor(d.image_size[::-1], dtype=X.dtype))).all(-1)
-        tgt_px = torch.where(lab[:, None, None], d.uv[idx], kp[..., :2])
-        conf = torch.where(lab[:, None], (inside & d.valid).to(X.dtype), kp[..., 2])
-        tgt = to_crop(tgt_px, inputs)
-        l2d = (conf[..., None] * (uv_pred - tgt) ** 2).mean()
-        # 3D keypoints: labelled only, root-relative
-        l3d = ((root_relative(X) - root_relative(d.X[idx])) ** 2 * d.valid[:, None]).sum(-1).mean(-1)
-        l3d = (l3d * lab).mean()
-        go, pose, shape, w = self.targets(idx, lab)
-        lpose = (((out.global_orient - go) ** 2).flatten(1).mean(-1) + ((out.pose - pose) ** 2).flatten(1).mean(-1))
-        lpose = (lpose * w).mean()
-        lshape = ((out.shape - shape) ** 2).mean(-1)
-        lshape = (lshape * w).mean()
-        lcam = torch.exp(-10 * out.cam[:, 0].exp()).pow(2).mean()
-        total = cfg.w_total * (cfg.w_kp2d * l2d + cfg.w_kp3d * l3d + cfg.w_pose * lpose + cfg.w_shape * lshape
-                               + cfg.w_cam * lcam)
-        parts = {"loss": total, "kp2d": l2d, "kp3d": l3d, "pose": lpose, "shape": lshape, "cam": lcam}
-        return total, parts, params, inputs
-
-    def train_step(self) -> dict:
-        idx = self.next_indices()
-        kp, k3, lab = self.inputs(idx)
-        self.model.train()
-        total, parts, params, inputs = self.losses(idx, kp, k3, lab)
-        self.opt.zero_grad()
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
-        self.opt.step()
-        self.sched.step()
-        log = {k: float(v.detach()) for k, v in parts.items()}
-        if self.config.loop and self.step % self.config.fit_every == 0:
-            log.update(self.run_fits(idx, kp, k3, params.detach(), inputs.size))
-        self.step += 1
-        return log
-
     # ------------------------------------------------------------------ bookkeeping
+    def validate(self, model: SpinRegressor) -> dict:
+        res = validate(model, self.body, self.val)
+        if self.config.loop:
+            res.update(self.fit_quality())
+        return res
+
     def fit_quality(self, n: int = 512) -> dict:
         """Of the stored valid fits: how many, and their PA-MPJPE against the hidden truth."""
         from hmrkit.eval.metrics import pa_mpjpe
@@ -274,70 +299,27 @@ class SpinTrainer:
         res["fit PA-MPJPE"] = float(pa_mpjpe(a, b).mean())
         return res
 
-    def save(self, path: Path) -> None:
-        from hmrkit.io.atomic import atomic_write
+    def state(self) -> dict:
+        return {"fits": self.fits.state()}
 
-        state = {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
-                 "step": self.step, "elapsed": self.elapsed, "fits": self.fits.state(),
-                 "batches": self.batches.get_state(), "order": self._order, "rng": torch.get_rng_state(),
-                 "config": repr(self.config)}
-        with atomic_write(path) as f:
-            torch.save(state, f)
-
-    def load(self, path: Path) -> None:
-        state = torch.load(path, weights_only=False)
-        if state["config"] != repr(self.config):
-            from hmrkit.errors import InputError
-
-            raise InputError(path, "saved with another configuration; resume with the same flags or start a new run")
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["opt"])
-        self.sched.load_state_dict(state["sched"])
-        self.step, self.elapsed = state["step"], state["elapsed"]
+    def load_state(self, state: dict) -> None:
         self.fits.load(state["fits"])
-        self.batches.set_state(state["batches"])
-        self._order = state["order"]
-        torch.set_rng_state(state["rng"])
-
-    def train(self, progress=None, log_path: Path | None = None, stop_at: int | None = None) -> dict:
-        """Train to config.steps (from where a resumed run stopped; or stop early at step
-        ``stop_at``); validate, log and checkpoint every val_every steps. Returns the last
-        log record."""
-        cfg = self.config
-        log_path = log_path or self.out_dir / "log.jsonl"
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        acc, n_acc, record = {}, 0, {}
-        t0 = time.perf_counter() - self.elapsed
-        while self.step < min(cfg.steps, stop_at or cfg.steps):
-            log = self.train_step()
-            for k, v in log.items():
-                acc[k] = acc.get(k, 0.0) + v
-            n_acc += 1
-            if progress is not None:
-                progress(log)
-            if self.step % cfg.val_every == 0 or self.step in (cfg.steps, stop_at):
-                self.elapsed = time.perf_counter() - t0
-                record = {"step": self.step, "time_s": round(self.elapsed, 1),
-                          "lr": self.sched.get_last_lr()[0]}
-                record.update({f"train {k}": v / max(1, n_acc) for k, v in acc.items()})
-                record.update(validate(self.model, self.body, self.val))
-                if cfg.loop:
-                    record.update(self.fit_quality())
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(record) + "\n")
-                self.save(self.out_dir / "last.pt")
-                acc, n_acc = {}, 0
-        return record
 
     def card(self, record: dict) -> dict:
         cfg = self.config
-        return {"method": "spin", "body": self.body.name, "seed": cfg.seed, "steps": cfg.steps, "batch": cfg.batch,
-                "loop": cfg.loop, "train_time_s": round(self.elapsed, 1), "torch": str(torch.__version__),
-                "threads": torch.get_num_threads(), "data": asdict(cfg.data),
+        return {"body": self.body.name, "batch": cfg.batch, "loop": cfg.loop, "data": asdict(cfg.data),
                 "config": {k: v for k, v in asdict(cfg).items() if k not in ("data",)},
                 "val": {k: v for k, v in record.items() if k.startswith("val") or "fit" in k},
-                "real_detections": {"files": getattr(self, "real_sources", []), "samples": int(self.data.is_real.sum())},
+                "real_detections": {"files": list(self.real_sources), "samples": int(self.data.is_real.sum())},
                 "check": check_figure(self.model, self.body)}
+
+    def export(self, model: SpinRegressor) -> dict:
+        return model.checkpoint()
+
+
+def spin_trainer(body, data: KeypointTrainSet, config: SpinTrainConfig, out_dir, real_sources=()) -> Trainer:
+    """The shared ``Trainer`` running SPIN on ``data``."""
+    return Trainer(SpinObjective(body, data, config, real_sources), config.trainer(), out_dir)
 
 
 def train_spin(body, config: SpinTrainConfig, out_dir, resume: bool = False, progress_factory=None,
@@ -345,31 +327,21 @@ def train_spin(body, config: SpinTrainConfig, out_dir, resume: bool = False, pro
     """Build (or load) the training set, add the real detections of the ``hmrkit run``
     outputs ``real`` (npz files) as unlabelled samples, train, and write
     ``out_dir/spin_<body>.pt``."""
+    from tqdm import tqdm
+
     from hmrkit.train.data import load_or_build
 
     out_dir = Path(out_dir)
-    from tqdm import tqdm
-
     with tqdm(total=config.data.n, desc="training set", unit="sample", disable=None if progress_factory else True) as b:
         data = load_or_build(body, config.data, progress=b.update)
     if real:
         from hmrkit.train.data import read_real_detections, with_real_detections
 
         data = with_real_detections(data, body, *read_real_detections(real))
-    trainer = SpinTrainer(body, data, config, out_dir)
-    trainer.real_sources = [str(p) for p in real]
-    last = out_dir / "last.pt"
-    if resume and last.exists():
-        trainer.load(last)
-    elif (out_dir / "log.jsonl").exists() and not resume:
-        (out_dir / "log.jsonl").unlink()
+    trainer = spin_trainer(body, data, config, out_dir, real_sources=real)
+    trainer.begin(resume)
     bar = progress_factory(config.steps, trainer.step) if progress_factory else None
-    record = trainer.train(progress=(lambda log: bar.update(1) if bar else None))
+    record = trainer.train(progress=tqdm_hook(bar) if bar is not None else None)
     if bar is not None:
         bar.close()
-    weights = out_dir / f"spin_{body.name}.pt"
-    from hmrkit.io.atomic import atomic_write
-
-    with atomic_write(weights) as f:
-        torch.save(trainer.model.checkpoint(trainer.card(record)), f)
-    return weights
+    return trainer.save_weights(out_dir / f"spin_{body.name}.pt", record)
