@@ -139,6 +139,8 @@ class AnnyBody(BodyModel):
 
     name = "anny"
     shape_range = SHAPE_RANGE
+    shape_prior_std = 0.3  # the [0, 1] phenotype range is about +-1.7 std
+    pose_library = "anny"
     shape_names = SHAPE_NAMES
 
     def __init__(self, expression: bool = True, dtype: torch.dtype = torch.float32):

@@ -98,6 +98,11 @@ class BodyModel(nn.Module):
       num_expression     E, 0 when the model has no expression.
       shape_range        (low, high) valid range of each shape value, or None (unbounded,
                          e.g. SMPL betas, whose prior is N(0, 1)).
+      shape_prior_std    std of the Gaussian shape prior about ``mean_params``' shape, in
+                         shape units (Anny phenotypes 0.3, SMPL betas 1.0).
+      pose_library       the name of the shipped pose library and pose prior its body joints
+                         use (``weights/pose_library_<name>.npz``, ``pose_prior_<name>.npz``):
+                         ``anny``, or ``smpl`` for SMPL, SMPL-H and SMPL-X (one body skeleton).
       faces              (F, 3) int64 buffer.
       num_vertices       V.
     Keypoint regressors live in ``self.regressors`` (an nn.ModuleDict keyed by convention).
@@ -109,6 +114,8 @@ class BodyModel(nn.Module):
     num_shape: int = 0
     num_expression: int = 0
     shape_range = None
+    shape_prior_std: float
+    pose_library: str
 
     @property
     def pose_joint_names(self) -> tuple:

@@ -83,9 +83,9 @@ class PoseGMM(nn.Module):
 
 
 def load_pose_prior(body) -> PoseGMM | None:
-    """The shipped GMM for ``body.name`` (anny; smpl/smplh/smplx share the SMPL one), or None."""
-    name = "anny" if body.name == "anny" else "smpl"
-    path = WEIGHTS_DIR / f"pose_prior_{name}.npz"
+    """The shipped GMM of ``body.pose_library`` (smpl/smplh/smplx share the SMPL one), or
+    None when none ships or its joints are not the body's."""
+    path = WEIGHTS_DIR / f"pose_prior_{body.pose_library}.npz"
     if not path.exists():
         return None
     gmm = PoseGMM.load(path)
@@ -150,8 +150,8 @@ class HingePrior(nn.Module):
 class ShapePrior:
     """Gaussian shape prior: ((shape - mean) / std)^2 summed, (B,).
 
-    Anny phenotypes: mean ``body.mean_params`` (a young adult), std 0.3 (the [0, 1] range
-    is about +-1.7 std); SMPL betas: N(0, 1) as in SMPLify."""
+    ``for_body``: mean the shape of ``body.mean_params`` (Anny: a young adult; SMPL: zero
+    betas), std ``body.shape_prior_std`` (Anny 0.3, SMPL betas 1 as in SMPLify)."""
 
     mean: tuple
     std: float
@@ -159,7 +159,7 @@ class ShapePrior:
     @staticmethod
     def for_body(body) -> "ShapePrior":
         mean = tuple(body.mean_params(1).shape[0].tolist())
-        return ShapePrior(mean, 0.3 if body.name == "anny" else 1.0)
+        return ShapePrior(mean, body.shape_prior_std)
 
     def __call__(self, shape: Tensor) -> Tensor:
         mean = torch.tensor(self.mean, dtype=shape.dtype, device=shape.device)

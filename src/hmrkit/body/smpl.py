@@ -372,6 +372,8 @@ class SMPLBody(BodyModel):
     parameters). Build it with ``SMPLBody.from_file`` or ``hmrkit.body.load``."""
 
     shape_range = None
+    shape_prior_std = 1.0  # betas: N(0, 1), as SMPLify
+    pose_library = "smpl"  # the three kinds share the body skeleton
 
     def __init__(self, kind: str, data: dict, num_betas: int = 10, num_expression: int = 10,
                  dtype: torch.dtype = torch.float32, source: str = ""):

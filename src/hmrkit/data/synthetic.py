@@ -22,7 +22,8 @@ from hmrkit.types import BodyParams
 
 @lru_cache(maxsize=4)
 def load_pose_library(name: str = "anny"):
-    """(body_pose_aa (N, Jb, 3), global_orient_aa (N, 3), joint_names) of the shipped library."""
+    """(body_pose_aa (N, Jb, 3), global_orient_aa (N, 3), joint_names) of the shipped library
+    ``name`` (a body model's ``pose_library``)."""
     path = WEIGHTS_DIR / f"pose_library_{name}.npz"
     if not path.exists():
         from hmrkit.errors import InputError
@@ -250,7 +251,7 @@ class SyntheticBatch:
 def sample_scenes(body, n: int, seed: int = 0, config: SceneConfig = SceneConfig()) -> SyntheticBatch:
     """n people in front of n cameras: library poses (mirrored included), sampled shapes."""
     g = np.random.default_rng(seed)
-    pose_aa, go_aa, names = load_pose_library("anny" if body.name == "anny" else "smpl")
+    pose_aa, go_aa, names = load_pose_library(body.pose_library)
     bidx = body_joint_indices(body)
     if [body.pose_joint_names[i] for i in bidx] != names:
         raise ValueError("the pose library does not match this body model's joints")
