@@ -10,7 +10,6 @@ image with the intrinsics, so the crop camera can be converted to the full-image
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -18,9 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hmrkit.geometry.boxes import keypoint_box
+
 INPUT_CONVENTION = "mediapipe33"
-BOX_SCALE = 1.2  # box side = this x the larger extent of the confident keypoints
-MIN_BOX = 32.0  # px
 
 
 @dataclass(frozen=True)
@@ -59,20 +58,6 @@ def to_input_convention(kp2d: Tensor, convention: str, kp3d: Tensor | None = Non
                          dtype=kp2d.dtype)
     k3 = None if kp3d is None else C.convert(kp3d, convention, INPUT_CONVENTION)[0]
     return kp, k3
-
-
-def keypoint_box(kp2d: Tensor, min_confidence: float = 0.2, scale: float = BOX_SCALE) -> tuple[Tensor, Tensor]:
-    """(B, K, 3) px + confidence -> centre (B, 2) px and side (B,) px of the square box
-    around the keypoints with confidence >= min_confidence (a 256 px box at the origin
-    when none is)."""
-    vis = kp2d[..., 2] >= min_confidence
-    xy = kp2d[..., :2]
-    lo = torch.where(vis[..., None], xy, torch.full_like(xy, math.inf)).min(1).values
-    hi = torch.where(vis[..., None], xy, torch.full_like(xy, -math.inf)).max(1).values
-    ok = vis.any(-1)
-    center = torch.where(ok[:, None], 0.5 * (lo + hi), torch.zeros_like(lo))
-    size = torch.where(ok, (hi - lo).max(-1).values * scale, torch.full_like(lo[:, 0], 256.0))
-    return center, size.clamp(min=MIN_BOX)
 
 
 def crop_inputs(kp2d: Tensor, K: Tensor, convention: str = INPUT_CONVENTION, kp3d: Tensor | None = None,
