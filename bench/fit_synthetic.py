@@ -66,7 +66,7 @@ def main():
         dt = (time.perf_counter() - t0) / args.n
         verts = torch.cat([p.output.vertices for p in preds])
         pk = body.keypoints(type(gt)(verts, torch.cat([p.output.joints for p in preds]), gt.faces), "coco17")
-        px = torch.cat([p.info["mean_px_error"] for p in preds])
+        px = torch.cat([p.px_error for p in preds])
         e_mpjpe = mpjpe(pk, gt_kp, root)
         e_pa = pa_mpjpe(pk, gt_kp)
         e_pve = pve(verts, gt.vertices, pk[:, list(root)].mean(1), gt_kp[:, list(root)].mean(1))

@@ -90,7 +90,7 @@ def test_fit_recovers_synthetic_bodies(anny_body):
         pa = pa_mpjpe(b.keypoints(pred.output, "coco17"), gt)
         value = pa.median() if stat == "median" else pa.mean()
         assert value < bound_pa, f"{name}: PA-MPJPE {[round(x) for x in pa.tolist()]} mm"
-        assert pred.info["mean_px_error"].mean() < bound_px, name
+        assert pred.px_error.mean() < bound_px, name
 
 
 def test_video_chunk_shares_one_shape_and_warm_starts(anny_body):
@@ -105,7 +105,7 @@ def test_video_chunk_shares_one_shape_and_warm_starts(anny_body):
     assert torch.allclose(pred.params.shape, pred.params.shape[:1].expand(3, -1))
     # a warm start from a good estimate stays good
     warm = fitter.fit(kp, "mediapipe33", scenes.K, init=scenes.params, smooth=True)
-    assert warm.info["mean_px_error"].mean() < 5.0  # the priors pull a little away from the truth (2.4 px measured)
+    assert warm.px_error.mean() < 5.0  # the priors pull a little away from the truth (2.4 px measured)
 
 
 def test_too_few_keypoints_is_not_valid(anny_body):

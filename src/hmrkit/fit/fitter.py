@@ -8,7 +8,8 @@ translation on all body keypoints with the pose GMM, hinge (bend) and shape prio
 Full perspective camera with the given intrinsics. Everything is batched: B frames (or
 people) are fitted at once; for a video, ``smooth`` couples consecutive frames. The loops
 evaluate keypoints and joints only (``BodyModel.forward_keypoints``, no mesh); the mesh is
-built once, for the result.
+built once, for the result. ``Fitter.fit`` runs the stages as ``_stage_camera``,
+``_stage_body`` and ``_stage_detail``, and ``_result`` builds the Prediction.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from torch import Tensor
 from hmrkit import conventions as C
 from hmrkit.body.base import BodyModel
 from hmrkit.body.priors import HingePrior, ShapePrior, body_joint_indices, load_pose_prior
-from hmrkit.fit.losses import geman_mcclure, keypoints3d_loss, reprojection_loss, smoothness_loss
+from hmrkit.fit.losses import keypoints3d_loss, reprojection_loss, smoothness_loss
+from hmrkit.geometry.boxes import keypoint_box
 from hmrkit.geometry.camera import project
 from hmrkit.geometry.procrustes import similarity_procrustes
 from hmrkit.geometry.rotation import rotmat_from_6d, rotmat_to_6d, rotmat_to_aa
@@ -74,6 +76,20 @@ def _split_holistic(convention: str):
             ("face", slice(n_body + 2 * n_hand, n_body + 2 * n_hand + n_face), "face"),
         ]
     return [(convention, slice(0, len(C.get(convention))), "body")]
+
+
+@dataclass(frozen=True)
+class _State:
+    """The fitted variables between stages (detached), camera frame: go6 (B, 6) global
+    orientation and pose6 (B, J, 6) joint rotations in the 6D representation, shape (B, S)
+    (stride 0 over B when a video chunk shares one), transl (B, 3) metres, expression
+    (B, E) or None."""
+
+    go6: Tensor
+    pose6: Tensor
+    shape: Tensor
+    transl: Tensor
+    expression: Tensor | None
 
 
 def _names(conv: str):
@@ -179,12 +195,11 @@ class Fitter:
         kp2d (B, K, 3) pixels + confidence in ``convention``; K (B, 3, 3) intrinsics;
         init: a starting estimate (e.g. a regressor's, or the previous frame's) or None;
         kp3d (B, K, 4) root-relative metric keypoints (camera axes) + confidence, or None;
-        smooth: the B inputs are consecutive video frames.
-        Returns a Prediction (params in the camera frame, detached)."""
-        cfg = self.config
-        body = self.body
+        smooth: the B inputs are consecutive video frames; progress(1) after each body
+        iteration. -> Prediction: params in the camera frame (detached) and their mesh;
+        valid (B,): at least ``min_keypoints`` confident body keypoints; px_error (B,)."""
         t0 = time.perf_counter()
-        dtype = body.dtype
+        dtype = self.body.dtype
         kp2d = torch.as_tensor(kp2d, dtype=dtype)
         K = torch.as_tensor(K, dtype=dtype)
         if kp3d is not None:
@@ -194,32 +209,34 @@ class Fitter:
             raise ValueError(f"fit: K must be ({B}, 3, 3), got {tuple(K.shape)}")
         parts = self._parts(convention, kp2d, kp3d)
         body_kp = parts[0][1]
-        valid = (body_kp[..., 2] > 0).sum(-1) >= cfg.min_keypoints
-
+        valid = (body_kp[..., 2] > 0).sum(-1) >= self.config.min_keypoints
         # person size -> crop units, as SPIN's sigma is expressed in 224-px crops
-        vis = body_kp[..., 2] > 0
-        xy = body_kp[..., :2]
-        lo = torch.where(vis[..., None], xy, torch.full_like(xy, math.inf)).min(1).values
-        hi = torch.where(vis[..., None], xy, torch.full_like(xy, -math.inf)).max(1).values
-        size = (hi - lo).max(-1).values
-        size = torch.where(torch.isfinite(size), size, torch.full_like(size, 224.0)).clamp(min=32.0)
+        _, size = keypoint_box(body_kp, min_confidence=0.0, scale=1.0, min_size=32.0, empty_size=224.0)
         scale = 224.0 / size
 
-        mean = body.mean_params(B)
-        if init is None:
-            R0, t0_ = self._init_camera(parts, K, None, mean)
-            init = replace(mean, global_orient=R0, transl=t0_)
-            fresh = True
+        fresh = init is None
+        if fresh:
+            mean = self.body.mean_params(B)
+            R0, tr0 = self._init_camera(parts, K, None, mean)
+            init = replace(mean, global_orient=R0, transl=tr0)
         else:
             init = init.to(dtype).detach()
-            fresh = False
+        expression = None if init.expression is None else init.expression.clone()
+        state = _State(rotmat_to_6d(init.global_orient), rotmat_to_6d(init.pose), init.shape, init.transl, expression)
+        state = self._stage_camera(parts, K, scale, state, fresh, kp3d is not None)
+        state = self._stage_body(parts, K, scale, state, smooth, progress)
+        state = self._stage_detail(parts, K, scale, state, smooth)
+        return self._result(parts, K, state, valid, time.perf_counter() - t0)
 
-        # ---- stage 1: camera translation + global orientation on the torso
-        go6 = rotmat_to_6d(init.global_orient).clone()
-        transl = init.transl.clone()
-        pose6 = rotmat_to_6d(init.pose).clone()
-        shape = init.shape.clone()
-        expr = init.expression.clone() if init.expression is not None else None
+    def _stage_camera(self, parts, K: Tensor, scale: Tensor, s: _State, fresh: bool, has_3d: bool) -> _State:
+        """Stage 1: global orientation and translation on the torso (and head) keypoints,
+        the body's pose and shape held, with a depth anchor to the start. From the mean body
+        (``fresh``) without 3D keypoints, ``yaw_hypotheses`` headings are tried and the best
+        kept. scale (B,) crop units per px. -> ``s`` with new go6 and transl."""
+        cfg = self.config
+        body_kp = parts[0][1]
+        B, dtype = body_kp.shape[0], body_kp.dtype
+        go6, transl = s.go6.clone(), s.transl.clone()
         names = _names(parts[0][0])
         torso = [names.index(n) for n in TORSO if n in names]
         torso_kp = body_kp.clone()
@@ -229,117 +246,120 @@ class Fitter:
             mask[:] = True  # too little torso: use every body keypoint
         torso_kp[:, ~mask, 2] = 0.0
         tz0 = transl[:, 2].clone()
-        stage_parts = [(parts[0][0], torso_kp, None, "body")]
+        sp = [(parts[0][0], torso_kp, None, "body")]
+        pose6, shape, expr = s.pose6, s.shape, s.expression
 
         # orientation hypotheses: the body turned about the camera's vertical axis; the 3D
         # landmarks, when given, already fixed the facing direction
-        H = cfg.yaw_hypotheses if (fresh and kp3d is None) else 1
+        H = cfg.yaw_hypotheses if (fresh and not has_3d) else 1
         if H > 1:
             yaw = torch.arange(H, dtype=dtype) * (2 * math.pi / H)
             Ry = roma.rotvec_to_rotmat(torch.stack([torch.zeros_like(yaw), yaw, torch.zeros_like(yaw)], -1))
-            R0 = rotmat_from_6d(go6)
-            go6 = rotmat_to_6d((Ry[:, None] @ R0[None]).reshape(H * B, 3, 3))
+            go6 = rotmat_to_6d((Ry[:, None] @ rotmat_from_6d(go6)[None]).reshape(H * B, 3, 3))
             rep = lambda x: None if x is None else x.repeat(H, *([1] * (x.ndim - 1)))  # noqa: E731
-            transl = rep(transl)
-            pose6_s, shape_s, expr_s = rep(pose6), rep(shape), rep(expr)
-            K_s, scale_s, tz_s = rep(K), rep(scale), rep(tz0)
-            sp = [(stage_parts[0][0], rep(torso_kp), None, "body")]
-        else:
-            pose6_s, shape_s, expr_s, K_s, scale_s, tz_s, sp = pose6, shape, expr, K, scale, tz0, stage_parts
+            transl, pose6, shape, expr = rep(transl), rep(pose6), rep(shape), rep(expr)
+            K, scale, tz0 = rep(K), rep(scale), rep(tz0)
+            sp = [(sp[0][0], rep(torso_kp), None, "body")]
 
         go6.requires_grad_(True)
         transl.requires_grad_(True)
         opt = torch.optim.Adam([go6, transl], lr=cfg.lr)
-        pose_fixed = rotmat_from_6d(pose6_s)
-        for it in range(cfg.camera_iters if fresh else cfg.camera_iters // 2):
+        pose_fixed = rotmat_from_6d(pose6)
+        for _ in range(cfg.camera_iters if fresh else cfg.camera_iters // 2):
             opt.zero_grad()
-            p = BodyParams(rotmat_from_6d(go6), pose_fixed, shape_s, transl, expr_s)
-            _, preds = self._predict(p, sp, K_s)
-            per = reprojection_loss(preds[0][1], sp[0][1], scale_s, cfg.sigma)
-            per = per + cfg.w_depth_anchor * (transl[:, 2] - tz_s) ** 2
+            p = BodyParams(rotmat_from_6d(go6), pose_fixed, shape, transl, expr)
+            _, preds = self._predict(p, sp, K)
+            per = reprojection_loss(preds[0][1], sp[0][1], scale, cfg.sigma)
+            per = per + cfg.w_depth_anchor * (transl[:, 2] - tz0) ** 2
             per.sum().backward()
             opt.step()
         with torch.no_grad():
-            p = BodyParams(rotmat_from_6d(go6), pose_fixed, shape_s, transl, expr_s)
-            _, preds = self._predict(p, sp, K_s)
-            per = reprojection_loss(preds[0][1], sp[0][1], scale_s, cfg.sigma)
+            p = BodyParams(rotmat_from_6d(go6), pose_fixed, shape, transl, expr)
+            _, preds = self._predict(p, sp, K)
+            per = reprojection_loss(preds[0][1], sp[0][1], scale, cfg.sigma)
         go6, transl = go6.detach(), transl.detach()
         if H > 1:
             best = per.reshape(H, B).argmin(0)  # (B,)
             pick = best * B + torch.arange(B)
             go6, transl = go6[pick], transl[pick]
+        return replace(s, go6=go6, transl=transl)
 
-        # ---- stage 2: body pose, shape, orientation, translation
-        go6.requires_grad_(True)
-        transl.requires_grad_(True)
-        pose6 = pose6.clone().requires_grad_(True)
+    def _stage_body(self, parts, K: Tensor, scale: Tensor, s: _State, smooth: bool, progress) -> _State:
+        """Stage 2: body pose, shape, global orientation and translation on the body
+        keypoints with the priors; a video chunk (``smooth``) shares one shape. -> the
+        state after ``body_iters`` Adam steps, shape clamped to ``body.shape_range``."""
+        cfg = self.config
+        B = s.go6.shape[0]
+        go6 = s.go6.clone().requires_grad_(True)
+        transl = s.transl.clone().requires_grad_(True)
+        pose6 = s.pose6.clone().requires_grad_(True)
         # a video's frames show one person: one shape for the whole chunk (broadcast, so
         # Anny also builds the rest body once)
         shared = smooth and B > 1
-        shape_var = (shape.mean(0, keepdim=True) if shared else shape).clone().requires_grad_(True)
+        shape_var = (s.shape.mean(0, keepdim=True) if shared else s.shape).clone().requires_grad_(True)
         opt = torch.optim.Adam([go6, transl, pose6, shape_var], lr=cfg.lr)
         body_parts = [parts[0]]
-        body_idx = torch.tensor(self.body_idx)
-        lo_s, hi_s = body.shape_range if body.shape_range is not None else (-math.inf, math.inf)
-        iters = cfg.body_iters
-        for it in range(iters):
+        lo_s, hi_s = self.body.shape_range if self.body.shape_range is not None else (-math.inf, math.inf)
+        for _ in range(cfg.body_iters):
             opt.zero_grad()
-            pose = rotmat_from_6d(pose6)
             shape = shape_var.clamp(lo_s, hi_s).expand(B, -1)
-            p = BodyParams(rotmat_from_6d(go6), pose, shape, transl, expr)
+            p = BodyParams(rotmat_from_6d(go6), rotmat_from_6d(pose6), shape, transl, s.expression)
             joints, preds = self._predict(p, body_parts, K)
             loss = self._energy(p, joints, preds, body_parts, K, scale, smooth, stage="body")
             loss.sum().backward()
             opt.step()
             if progress is not None:
                 progress(1)
+        # a shared shape stays shared (stride 0 over the batch)
+        return _State(go6.detach(), pose6.detach(), shape_var.detach().clamp(lo_s, hi_s).expand(B, -1),
+                      transl.detach(), s.expression)
 
-        # ---- stage 3: fingers and expression, on hand and face keypoints
+    def _stage_detail(self, parts, K: Tensor, scale: Tensor, s: _State, smooth: bool) -> _State:
+        """Stage 3: fingers and wrists (and facial expression) on the hand and face
+        keypoints, the rest held; ``s`` unchanged without such keypoints. Expression is
+        clamped to [0, 1]."""
+        cfg = self.config
         detail = [pt for pt in parts[1:] if pt[3] in ("hand", "face") and (pt[1][..., 2] > 0).any()]
         detail = [pt for pt in detail if (pt[3] == "hand" and cfg.fit_hands) or (pt[3] == "face" and cfg.fit_face)]
-        if detail and cfg.detail_iters > 0:
-            go6 = go6.detach()
-            transl = transl.detach()
-            shape_d = shape_var.detach().clamp(lo_s, hi_s).expand(B, -1)  # shared stays shared (stride 0)
-            base6 = pose6.detach()
-            free = torch.tensor(sorted(set(self.finger_idx) | self._wrist_idx()))
-            sub6 = base6[:, free].clone().requires_grad_(True)
-            params_d = [sub6]
-            if expr is not None and any(pt[3] == "face" for pt in detail):
-                expr = expr.clone().requires_grad_(True)
-                params_d.append(expr)
-            opt = torch.optim.Adam(params_d, lr=cfg.lr)
-            for it in range(cfg.detail_iters):
-                opt.zero_grad()
-                full6 = base6.index_copy(1, free, sub6)
-                e = expr.clamp(0, 1) if expr is not None else None
-                p = BodyParams(rotmat_from_6d(go6), rotmat_from_6d(full6), shape_d, transl, e)
-                joints, preds = self._predict(p, [parts[0]] + detail, K)
-                loss = self._energy(p, joints, preds, [parts[0]] + detail, K, scale, smooth, stage="detail")
-                loss.sum().backward()
-                opt.step()
-            pose6 = base6.index_copy(1, free, sub6.detach())
-            if expr is not None:
-                expr = expr.detach().clamp(0, 1)
+        if not detail or cfg.detail_iters <= 0:
+            return s
+        fit_parts = [parts[0]] + detail
+        free = torch.tensor(sorted(set(self.finger_idx) | self._wrist_idx()))
+        sub6 = s.pose6[:, free].clone().requires_grad_(True)
+        expr = s.expression
+        params_d = [sub6]
+        if expr is not None and any(pt[3] == "face" for pt in detail):
+            expr = expr.clone().requires_grad_(True)
+            params_d.append(expr)
+        opt = torch.optim.Adam(params_d, lr=cfg.lr)
+        go = rotmat_from_6d(s.go6)
+        for _ in range(cfg.detail_iters):
+            opt.zero_grad()
+            e = expr.clamp(0, 1) if expr is not None else None
+            p = BodyParams(go, rotmat_from_6d(s.pose6.index_copy(1, free, sub6)), s.shape, s.transl, e)
+            joints, preds = self._predict(p, fit_parts, K)
+            loss = self._energy(p, joints, preds, fit_parts, K, scale, smooth, stage="detail")
+            loss.sum().backward()
+            opt.step()
+        return replace(s, pose6=s.pose6.index_copy(1, free, sub6.detach()),
+                       expression=None if expr is None else expr.detach().clamp(0, 1))
 
+    def _result(self, parts, K: Tensor, s: _State, valid: Tensor, seconds: float) -> Prediction:
+        """The Prediction of the final state: params, the mesh (the fit's only full forward),
+        the mean px error of the body keypoints (NaN where not ``valid``)."""
+        body = self.body
         with torch.no_grad():
-            final = BodyParams(rotmat_from_6d(go6.detach()), rotmat_from_6d(pose6.detach()),
-                               shape_var.detach().clamp(lo_s, hi_s).expand(B, -1).clone(), transl.detach(),
-                               expr.detach() if expr is not None else None)
-            out = body(final)  # the only full forward: the mesh of the result
-            preds = [(X, project(X, K)) for X in (body.keypoints(out, conv) for conv, _, _, _ in parts)]
-            err = []
-            for (conv, kp, _, _), (_, uv) in zip(parts, preds):
-                d = (uv - kp[..., :2]).norm(dim=-1)
-                w = (kp[..., 2] > 0).to(d.dtype)
-                err.append((d * w).sum(-1) / w.sum(-1).clamp(min=1))
-        info = {
-            "time_s": time.perf_counter() - t0,
-            "mean_px_error": err[0],
-            "parts": [p[0] for p in parts],
-            "part_px_error": err,
-        }
-        return Prediction(params=final, camera=Camera(K=K), method="fit", valid=valid, output=out, info=info)
+            final = BodyParams(rotmat_from_6d(s.go6), rotmat_from_6d(s.pose6), s.shape.clone(), s.transl,
+                               s.expression)
+            out = body(final)
+            uv = project(body.keypoints(out, parts[0][0]), K)
+            kp = parts[0][1]
+            d = (uv - kp[..., :2]).norm(dim=-1)
+            w = (kp[..., 2] > 0).to(d.dtype)
+            err = (d * w).sum(-1) / w.sum(-1).clamp(min=1)
+        return Prediction(params=final, camera=Camera(K=K), valid=valid,
+                          px_error=torch.where(valid, err, torch.full_like(err, math.nan)), method="fit",
+                          output=out, timings={"fit": seconds})
 
     def _wrist_idx(self) -> set:
         names = self.body.pose_joint_names
