@@ -212,6 +212,36 @@ def _kinds(estimator) -> tuple:
 # ---------------------------------------------------------------------------- one input
 
 
+MIN_PERSON_PX = 24.0  # a person's confident body keypoints must span this many px (height or width)
+MIN_BODY_KEYPOINTS = 6  # ... and count at least this many, most of them inside the image
+PERSON_CONFIDENCE = 0.2
+
+
+def not_a_person(ev: Evidence) -> Optional[str]:
+    """Why a detection is not estimated, or None when it is a person worth fitting: at
+    least MIN_BODY_KEYPOINTS body keypoints with confidence >= PERSON_CONFIDENCE, at
+    least half of them inside the image, spanning at least MIN_PERSON_PX px. The
+    detector itself finds nobody under about 25 px (docs/architecture.md); below that a
+    fit would be made up."""
+    from hmrkit import conventions as C
+
+    kp = np.asarray(ev.keypoints2d, np.float64)
+    if ev.convention == "holistic":
+        kp = kp[:len(C.MEDIAPIPE33)]
+    ok = np.isfinite(kp).all(1) & (kp[:, 2] >= PERSON_CONFIDENCE)
+    if ok.sum() < MIN_BODY_KEYPOINTS:
+        return f"fewer than {MIN_BODY_KEYPOINTS} confident body keypoints"
+    H, W = ev.image_size
+    xy = kp[ok, :2]
+    inside = (xy[:, 0] >= 0) & (xy[:, 0] < W) & (xy[:, 1] >= 0) & (xy[:, 1] < H)
+    if inside.mean() < 0.5:
+        return "keypoints mostly outside the image"
+    xy = xy[inside]
+    if np.ptp(xy, 0).max() < MIN_PERSON_PX:
+        return f"person smaller than {MIN_PERSON_PX:.0f} px"
+    return None
+
+
 def intrinsics(config: RunConfig, path: Optional[Path], h: int, w: int) -> np.ndarray:
     """K (3, 3) px: --focal, else --fov, else EXIF, else the default field of view."""
     from hmrkit.geometry.camera import default_intrinsics
@@ -242,16 +272,27 @@ class _Job:
         self.streams: dict = {}  # track -> a stream estimator's own copy
 
     # ---------------------------------------------------------------- people of a frame
-    def select(self, people: list) -> list:
-        """The largest ``max_people`` detections of a frame, largest first."""
+    def select(self, people: list, frame: int = 0) -> list:
+        """The people of a frame worth estimating, largest first: those that pass
+        ``not_a_person`` (the others are reported), then the largest ``max_people``."""
         def area(e):
             b = np.asarray(e.bbox, np.float64)
             return float(max(b[2] - b[0], 0) * max(b[3] - b[1], 0))
 
-        people = sorted(people, key=area, reverse=True)
+        kept, rejected = [], {}
+        for e in people:
+            why = not_a_person(e)
+            if why is None:
+                kept.append(e)
+            else:
+                rejected[why] = rejected.get(why, 0) + 1
+        for why, k in rejected.items():
+            where = f"frame {frame}: " if self.report.kind != "image" else ""
+            self.report.warnings.append(f"{self.path}: {where}{k} detection(s) not estimated ({why})")
+        kept = sorted(kept, key=area, reverse=True)
         if self.config.max_people is not None:
-            people = people[:self.config.max_people]
-        return people
+            kept = kept[:self.config.max_people]
+        return kept
 
     # ---------------------------------------------------------------- estimation
     def estimate(self, frames: list, video: bool) -> list:
@@ -387,7 +428,7 @@ class _Job:
                         size = frame.shape[:2]
                         K = intrinsics(self.config, None, *size)
                     t = time.perf_counter()
-                    people = self.select(det.detect(frame))
+                    people = self.select(det.detect(frame), n)
                     self.report.time("detect", time.perf_counter() - t)
                     t = time.perf_counter()
                     tracked = tracker.update(people, n)
@@ -439,7 +480,7 @@ class _Job:
         frames = []
         nobody = 0
         for t, people in enumerate(seq.frames):
-            people = self.select(list(people))
+            people = self.select(list(people), t)
             tracked = tracker.update(people, t) if video else list(enumerate(people))
             nobody += not tracked
             frames.append((t, Ks[t], tracked))
@@ -692,6 +733,21 @@ def expand(inputs: list, config: RunConfig, failed: list) -> list[Path]:
     return paths
 
 
+def check_config(config: RunConfig) -> None:
+    """One-line InputErrors for settings that cannot be right (before anything loads)."""
+    import math
+
+    if config.focal is not None and not (math.isfinite(config.focal) and config.focal > 0):
+        raise InputError(None, f"--focal must be a positive number of pixels, got {config.focal:g}")
+    if config.fov is not None and not (math.isfinite(config.fov) and 0 < config.fov < 180):
+        raise InputError(None, f"--fov must be between 0 and 180 degrees (exclusive), got {config.fov:g}")
+    if config.max_people is not None and config.max_people < 1:
+        raise InputError(None, f"--max-people must be at least 1, got {config.max_people}")
+    if config.max_frames is not None and config.max_frames < 1:
+        raise InputError(None, f"--max-frames must be at least 1, got {config.max_frames}")
+    resolve_device(config.device)
+
+
 def run(inputs: Iterable, config: RunConfig, progress_factory=None) -> Summary:
     """Run on every input; bad inputs are reported in the summary and skipped.
 
@@ -710,6 +766,7 @@ def run(inputs: Iterable, config: RunConfig, progress_factory=None) -> Summary:
     except OSError as e:
         raise InputError(out_dir, f"cannot write to the output folder ({e.strerror or e})") from None
     config = replace(config, out_dir=out_dir)
+    check_config(config)
     inputs = list(inputs)
     if config.keypoints is not None and not inputs:
         inputs = [config.keypoints]
