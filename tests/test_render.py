@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import shared_path
+from conftest import data_path
 from hmrkit.conventions import get as get_convention
 from hmrkit.geometry import project
 from hmrkit.render import (
@@ -331,7 +331,7 @@ def test_missing_backend_names_the_install_line():
 def test_sample_photo_overlay_smoke(anny_body):
     from hmrkit.io import read_image
 
-    img = read_image(shared_path("samples", "images", "astronaut.png"))
+    img = read_image(data_path("images", "astronaut.jpg"))
     v, _, faces = _anny_in_front(anny_body, depth=4.0)
     Kb = np.array([[600.0, 0.0, img.shape[1] / 2], [0.0, 600.0, img.shape[0] / 2], [0.0, 0.0, 1.0]])
     out = render_overlay(img, v, faces, Kb)
