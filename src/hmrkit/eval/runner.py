@@ -1,0 +1,122 @@
+"""Running an estimator on a set: ``EvalInputs`` in, ``Estimates`` out. ``run_estimator``
+is the one place the evaluation calls an estimator."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class EvalInputs:
+    """What an estimator sees for N frames.
+
+    keypoints2d: (N, K, 3) x, y px and confidence, in ``convention``.
+    K:           (N, 3, 3) intrinsics, px.
+    keypoints3d: (N, K, 4) root-relative metric 3D keypoints (camera axes) + confidence,
+                 or None.
+    found:       (N,) bool: evidence exists (a person was detected); the others are not
+                 given to the estimator.
+    clips:       ((start, stop), ...) runs of consecutive video frames, or () when the
+                 frames are independent."""
+
+    keypoints2d: Tensor
+    convention: str
+    K: Tensor
+    keypoints3d: Optional[Tensor]
+    found: Tensor
+    clips: tuple = ()
+
+    def __len__(self) -> int:
+        return int(self.keypoints2d.shape[0])
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """An estimator's output on N frames (frames it was not run on hold zeros).
+
+    vertices (N, V, 3), joints (N, J, 3): metres, camera frame, the estimator's body model;
+    valid (N,) bool: a valid estimate exists; px (N,) its reprojection error or NaN;
+    seconds: time spent in the estimator, in total."""
+
+    vertices: Tensor
+    joints: Tensor
+    faces: Tensor
+    valid: Tensor
+    px: Tensor
+    seconds: float
+
+    def output(self):
+        from hmrkit.types import BodyOutput
+
+        return BodyOutput(self.vertices, self.joints, self.faces)
+
+
+def run_estimator(estimator, body, inputs: EvalInputs, batch: int, progress: Optional[Callable] = None) -> Estimates:
+    """Run ``estimator`` (``.fit(kp2d, convention, K, init=None, kp3d=None, smooth=False)
+    -> Prediction``, any method of ``hmrkit.estimators``) on ``inputs``.
+
+    Independent frames: the found ones, ``batch`` at a time. Clips: chunks of ``batch``
+    consecutive frames, the found ones of a chunk given together with ``smooth`` True when
+    they are consecutive, each chunk started from the last valid estimate of the previous
+    one (``init``), as ``hmrkit run`` does on a video. progress(k) after each call."""
+    from hmrkit.types import BodyParams
+
+    N = len(inputs)
+    found = inputs.found.bool()
+    valid = torch.zeros(N, dtype=torch.bool)
+    px = torch.full((N,), math.nan, dtype=torch.float64)
+    store = {}
+    seconds = 0.0
+    video = bool(inputs.clips)
+    if video:
+        chunks = [(list(range(s, min(s + batch, b))), ci) for ci, (a, b) in enumerate(inputs.clips)
+                  for s in range(a, b, batch)]
+    else:
+        idx = torch.nonzero(found)[:, 0].tolist()
+        chunks = [(idx[s:s + batch], None) for s in range(0, len(idx), batch)]
+    prev, prev_clip = None, None
+    for frames, clip in chunks:
+        if clip != prev_clip:
+            prev, prev_clip = None, clip
+        sel = [i for i in frames if bool(found[i])]
+        if not sel:
+            continue
+        contiguous = video and sel == list(range(sel[0], sel[0] + len(sel)))
+        init = BodyParams.cat([prev] * len(sel)) if video and prev is not None else None
+        k3 = None if inputs.keypoints3d is None else inputs.keypoints3d[sel]
+        t0 = time.perf_counter()
+        pred = estimator.fit(inputs.keypoints2d[sel], inputs.convention, inputs.K[sel], init=init, kp3d=k3,
+                             smooth=contiguous)
+        seconds += time.perf_counter() - t0
+        out = pred.output
+        if out is None:
+            with torch.no_grad():
+                out = body(pred.params)
+        if not store:
+            store["v"] = torch.zeros((N,) + tuple(out.vertices.shape[1:]), dtype=out.vertices.dtype)
+            store["j"] = torch.zeros((N,) + tuple(out.joints.shape[1:]), dtype=out.joints.dtype)
+            store["f"] = out.faces
+        ii = torch.as_tensor(sel)
+        store["v"][ii] = out.vertices.detach().cpu().to(store["v"].dtype)
+        store["j"][ii] = out.joints.detach().cpu().to(store["j"].dtype)
+        ok = torch.as_tensor(pred.valid).bool().cpu().reshape(-1)
+        valid[ii] = ok
+        px[ii] = pred.px_error.detach().cpu().to(torch.float64).reshape(-1)
+        for j in range(len(sel) - 1, -1, -1):
+            if bool(ok[j]):
+                prev = pred.params[j].detach()
+                break
+        if progress is not None:
+            progress(len(sel))
+    if not store:  # nobody found anywhere: empty estimates of the body's shape
+        with torch.no_grad():
+            rest = body(body.mean_params(1))
+        store = {"v": rest.vertices.new_zeros((N,) + tuple(rest.vertices.shape[1:])),
+                 "j": rest.joints.new_zeros((N,) + tuple(rest.joints.shape[1:])), "f": rest.faces}
+    return Estimates(store["v"], store["j"], store["f"], valid, px, seconds)

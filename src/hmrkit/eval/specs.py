@@ -1,0 +1,220 @@
+"""Data specs: which set ``hmrkit eval`` evaluates on. See docs/eval.md.
+
+A data spec names one set (``parse_data_spec``):
+
+  synthetic:frames[,n=48,seed=2024,noise=realistic,world3d=0,batch=8]
+      single frames, keypoint evidence: the body model's mediapipe33 keypoints projected
+      to 2D, ``noise=clean|realistic`` (``NoiseConfig.realistic()``, calibrated against
+      MediaPipe); ``world3d=`` the std in metres of simulated root-relative 3D landmarks
+      (0 = none), standing in for MediaPipe's world landmarks.
+  synthetic:rendered[,n=32,seed=2024,size=512,batch=8,backgrounds=DIR]
+      single frames rendered (``hmrkit.data.render_synthetic.generate``: skin tones,
+      clothing, lights; procedural backgrounds, or crops of the images in DIR), on which
+      the real detector runs (MediaPipe Holistic, static image mode): holistic keypoints,
+      its world landmarks as 3D evidence, K from the scene.
+  synthetic:sequences[,n=4,frames=32,seed=2024,noise=realistic,world3d=0,batch=8]
+      ``n`` clips of ``frames`` consecutive frames (30 fps) from the shipped retargeted CMU
+      sequences (``hmrkit.data.sequences``) seen by a slowly moving camera; evidence as
+      for ``frames`` (noise drawn independently per frame); the estimator gets chunks of
+      ``batch`` consecutive frames with ``smooth=True``, each chunk started from the
+      previous chunk's last valid estimate (as ``hmrkit run`` on a video).
+  3dpw:NPZ,root=DIR[,n=,step=1,regressor=NPY,batch=8]
+  h36m:NPZ,root=DIR[,n=,step=1,regressor=NPY,batch=8]
+      SPIN's preprocessed test files (``hmrkit.eval.datasets``); DIR is the folder the
+      npz's ``imgname`` paths are relative to (3DPW: the one holding ``imageFiles/``).
+      Rows ``0, step, 2 step, ...``, the first ``n`` of them (default all). The detector
+      runs on a crop around each row's person box (``center``, ``scale``); a detection
+      that does not lie on that box counts as nobody found. K: the npz's ``cam_K`` /
+      ``cam_int`` when it has one, else ``default_intrinsics`` of the image. 3DPW ground
+      truth comes from the user's gendered SMPL files; ``regressor=`` SPIN's
+      ``J_regressor_h36m.npy`` for the literature's J14 joints (see ``Metrics`` below).
+
+All synthetic sets are fixed by their seed: the same spec gives the same ground truth and
+evidence on every machine (``rendered`` up to the detector, whose landmarks vary by a
+fraction of a pixel between runs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from hmrkit.errors import InputError
+
+
+SYNTHETIC_KINDS = ("frames", "rendered", "sequences")
+DATASET_KINDS = ("3dpw", "h36m")
+
+# Per kind: the keys a spec may set, and the defaults of those that depend on the kind.
+_KEYS = {
+    "frames": ("n", "seed", "noise", "world3d", "batch"),
+    "rendered": ("n", "seed", "size", "batch", "backgrounds"),
+    "sequences": ("n", "frames", "seed", "noise", "world3d", "batch"),
+}
+_DEFAULTS = {
+    "frames": {"n": 48, "batch": 8},
+    "rendered": {"n": 32, "batch": 8},
+    "sequences": {"n": 4, "frames": 32, "batch": 8},
+}
+_TYPES = {"n": int, "seed": int, "noise": str, "world3d": float, "batch": int, "size": int, "frames": int,
+          "backgrounds": str, "root": str, "step": int, "regressor": str}
+
+SPEC_HELP = ("synthetic:frames|rendered|sequences[,key=value...], 3dpw:NPZ,root=DIR or h36m:NPZ,root=DIR "
+             "(see docs/eval.md)")
+
+
+def _key_values(text: str, parts: list, allowed: tuple) -> dict:
+    """['k=v', ...] -> {k: typed v}; InputError for a malformed or unknown key."""
+    out = {}
+    for p in parts:
+        if "=" not in p:
+            raise InputError(None, f"{text!r}: expected key=value, got {p!r}")
+        k, v = p.split("=", 1)
+        if k not in allowed:
+            raise InputError(None, f"{text!r}: unknown key {k!r}; choose from {sorted(allowed)}")
+        try:
+            out[k] = _TYPES[k](v)
+        except ValueError:
+            raise InputError(None, f"{text!r}: {k}={v!r} is not a {_TYPES[k].__name__}") from None
+    return out
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """A fixed-seed synthetic test set (module docstring).
+
+    kind: frames | rendered | sequences; n: samples (frames, rendered) or clips
+    (sequences); seed; noise: clean | realistic (frames, sequences); world3d: std in
+    metres of simulated 3D landmarks, 0 for none (frames, sequences); batch: frames per
+    estimator call (sequences: the chunk of consecutive frames); size: image side in px
+    (rendered); frames: frames per clip (sequences); backgrounds: a folder of photos to
+    crop backgrounds from, or None for procedural ones (rendered). None fields take the
+    kind's default."""
+
+    kind: str = "frames"
+    n: Optional[int] = None
+    seed: int = 2024
+    noise: str = "realistic"
+    world3d: float = 0.0
+    batch: Optional[int] = None
+    size: int = 512
+    frames: Optional[int] = None
+    backgrounds: Optional[str] = None
+
+    def __post_init__(self):
+        if self.kind not in SYNTHETIC_KINDS:
+            raise InputError(None, f"unknown synthetic set {self.kind!r}; choose from {list(SYNTHETIC_KINDS)}")
+        for k, v in _DEFAULTS[self.kind].items():
+            if getattr(self, k) is None:
+                object.__setattr__(self, k, v)
+
+    @staticmethod
+    def parse(text: str) -> "SyntheticSpec":
+        """'synthetic:frames,n=16,noise=clean' -> SyntheticSpec; InputError (one line) for
+        an unknown kind or key, a malformed value or one out of range."""
+        if not text.startswith("synthetic:"):
+            raise InputError(None, f"unknown data spec {text!r}; expected {SPEC_HELP}")
+        parts = [p for p in text.split(":", 1)[1].split(",") if p]
+        if not parts:
+            raise InputError(None, f"{text!r}: name a kind, e.g. synthetic:frames")
+        kind = parts[0]
+        if kind not in SYNTHETIC_KINDS:
+            raise InputError(None, f"{text!r}: unknown synthetic set {kind!r}; choose from {list(SYNTHETIC_KINDS)}")
+        spec = SyntheticSpec(kind=kind, **_key_values(text, parts[1:], _KEYS[kind]))
+        if spec.noise not in ("clean", "realistic"):
+            raise InputError(None, f"{text!r}: noise must be clean or realistic")
+        for k, low in (("n", 1), ("batch", 1), ("size", 64), ("frames", 3)):
+            if k in _KEYS[kind] and getattr(spec, k) < low:
+                raise InputError(None, f"{text!r}: {k} must be at least {low}")
+        if spec.world3d < 0:
+            raise InputError(None, f"{text!r}: world3d must be >= 0 (metres)")
+        if spec.backgrounds is not None and not Path(spec.backgrounds).expanduser().is_dir():
+            raise InputError(spec.backgrounds, "background folder not found; pass a folder of jpg/png images")
+        return spec
+
+    @property
+    def name(self) -> str:
+        """The spec written out with its seed and the keys that matter for its kind."""
+        if self.kind == "rendered":
+            s = f"synthetic:rendered,n={self.n},seed={self.seed},size={self.size}"
+            return s + (f",backgrounds={self.backgrounds}" if self.backgrounds else "")
+        head = f"synthetic:{self.kind},n={self.n}"
+        if self.kind == "sequences":
+            head += f",frames={self.frames}"
+        s = f"{head},seed={self.seed},noise={self.noise}"
+        return s + (f",world3d={self.world3d}" if self.world3d else "")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """SPIN's preprocessed 3DPW test or Human3.6M validation file with its images.
+
+    kind: 3dpw | h36m; path: the npz; root: the folder its ``imgname`` paths are relative
+    to; n: at most this many rows (None: all); step: every step-th row; regressor: SPIN's
+    ``J_regressor_h36m.npy`` or None; batch: frames per estimator call."""
+
+    kind: str
+    path: str
+    root: str
+    n: Optional[int] = None
+    step: int = 1
+    regressor: Optional[str] = None
+    batch: int = 8
+
+    @staticmethod
+    def parse(text: str) -> "DatasetSpec":
+        """'3dpw:PATH,root=DIR[,n=..,step=..,regressor=..,batch=..]' -> DatasetSpec;
+        InputError (one line) without root, with a root that is not a folder, or for an
+        unknown key. The npz itself is read later (``read_dataset``)."""
+        kind, _, rest = text.partition(":")
+        if kind not in DATASET_KINDS:
+            raise InputError(None, f"unknown data spec {text!r}; expected {SPEC_HELP}")
+        parts = rest.split(",")
+        path = parts[0]
+        if not path:
+            raise InputError(None, f"{text!r}: name the npz file, e.g. {kind}:{_EXAMPLE[kind]},root=DIR")
+        kv = _key_values(text, [p for p in parts[1:] if p], ("root", "n", "step", "regressor", "batch"))
+        if "root" not in kv:
+            raise InputError(None, f"{text!r}: add root=DIR, the folder that {ROOT_HINT[kind]}")
+        root = Path(kv["root"]).expanduser()
+        if not root.is_dir():
+            raise InputError(root, f"root folder not found; it must be the folder that {ROOT_HINT[kind]}")
+        spec = DatasetSpec(kind=kind, path=path, **kv)
+        for k in ("n", "step", "batch"):
+            v = getattr(spec, k)
+            if v is not None and v < 1:
+                raise InputError(None, f"{text!r}: {k} must be at least 1")
+        return spec
+
+    @property
+    def name(self) -> str:
+        s = f"{self.kind}:{Path(self.path).name}"
+        if self.step != 1:
+            s += f",step={self.step}"
+        if self.n is not None:
+            s += f",n={self.n}"
+        return s
+
+
+_EXAMPLE = {"3dpw": "3dpw_test.npz", "h36m": "h36m_valid_protocol2.npz"}
+ROOT_HINT = {"3dpw": "holds 3DPW's imageFiles/ (the npz's imgname paths are relative to it)",
+             "h36m": "the npz's imgname paths (images/S9_...jpg) are relative to"}
+
+
+def parse_data_spec(text: str):
+    """A data spec (module docstring) -> SyntheticSpec or DatasetSpec; InputError (one
+    line) for an unknown kind, a missing root or a malformed key."""
+    kind = text.split(":", 1)[0] if ":" in text else None
+    if kind == "synthetic":
+        return SyntheticSpec.parse(text)
+    if kind in DATASET_KINDS:
+        return DatasetSpec.parse(text)
+    raise InputError(None, f"unknown data spec {text!r}; expected {SPEC_HELP}")
+
+
+def spec_frames(spec) -> Optional[int]:
+    """How many frames a spec evaluates (for a progress bar), or None if unknown yet."""
+    if isinstance(spec, SyntheticSpec):
+        return spec.n * (spec.frames if spec.kind == "sequences" else 1)
+    return spec.n
