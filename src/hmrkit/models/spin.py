@@ -7,9 +7,9 @@ image estimator, ``predict(Observation) -> Prediction``); ``spin+fit`` wraps it 
 fitting refinement (``Refined``: SPIN's "fitting initialised by the regressor", used here
 at inference as well).
 
-Weights are a ``torch.save`` dict of plain types and tensors: {"format", "body",
-"encoder": EncoderConfig fields, "head": HeadConfig fields, "joint_names", "state_dict",
-"card": dict}. The shipped ones are ``hmrkit/weights/spin_<body>.pt`` (card in
+Weights are in the one format of every method (``hmrkit.models.weights``,
+``hmrkit-weights-1``: method, body, config = the encoder's and head's fields, joint names,
+state dict, card; files of the older ``hmrkit-spin-1`` layout still load). The shipped ones are ``hmrkit/weights/spin_<body>.pt`` (card in
 ``hmrkit/weights/README.md``); ``hmrkit train spin`` makes them.
 """
 
