@@ -71,7 +71,7 @@ def main():
         e_pa = pa_mpjpe(pk, gt_kp)
         e_pve = pve(verts, gt.vertices, pk[:, list(root)].mean(1), gt_kp[:, list(root)].mean(1))
         rows.append((name, e_mpjpe.mean().item(), e_mpjpe.median().item(), e_pa.mean().item(), e_pa.median().item(),
-                     e_pve.mean().item(), px.mean().item(), dt))
+                     e_pve.mean().item(), px.nanmean().item(), dt))
     print(f"Fitting synthetic Anny bodies: n={args.n}, seed={args.seed}, {args.threads} CPU threads, "
           f"FitConfig defaults (camera/body/detail {fitter.config.camera_iters}/{fitter.config.body_iters}/"
           f"{fitter.config.detail_iters} iterations, batch {args.batch})\n")

@@ -160,13 +160,13 @@ def main():
     names = [body.pose_joint_names[i] for i in bidx]
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
-        WEIGHTS_DIR / f"pose_library_{body.name}.npz", body_pose_aa=aa, global_orient_aa=go_aa,
+        WEIGHTS_DIR / f"pose_library_{body.pose_library}.npz", body_pose_aa=aa, global_orient_aa=go_aa,
         joint_names=np.array(names), source=np.array([sources[i] for i in keep]),
         attribution=np.array("The data used in this project was obtained from mocap.cs.cmu.edu. "
                              "The database was created with funding from NSF EIA-0196217."),
     )
     means, covs, weights, ll = fit_gmm(aa.reshape(len(aa), -1).astype(np.float64), seed=args.seed)
-    np.savez(WEIGHTS_DIR / f"pose_prior_{body.name}.npz", means=means.astype(np.float32),
+    np.savez(WEIGHTS_DIR / f"pose_prior_{body.pose_library}.npz", means=means.astype(np.float32),
              covariances=covs.astype(np.float32), weights=weights.astype(np.float32), joint_names=np.array(names))
     report = {
         "files": len(files), "frames_retargeted": int(total_frames), "fps": args.fps,
@@ -176,7 +176,7 @@ def main():
         "gmm_components": 8, "gmm_mean_loglik": round(float(ll), 2), "seconds": round(time.time() - t0),
         "iters": args.iters, "seed": args.seed, "dedup_deg": args.dedup_deg,
     }
-    (WEIGHTS_DIR / f"pose_prior_{body.name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (WEIGHTS_DIR / f"pose_prior_{body.pose_library}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
 

@@ -559,20 +559,32 @@ class Oracle:
     ``change(params, indices)``), marks the frames ``invalid`` as not valid, and records
     each call."""
 
+    name = "oracle"
+    window_size = 8
+
     def __init__(self, params, change=None, invalid=()):
         self.params, self.change, self.invalid = params, change, set(invalid)
         self.i, self.calls = 0, []
 
-    def fit(self, kp2d, convention, K, init=None, kp3d=None, smooth=False):
-        B = kp2d.shape[0]
+    def _answer(self, obs, init, smooth):
+        obs = obs.flatten()
+        B = obs.batch_size
         idx = list(range(self.i, self.i + B))
         self.i += B
         p = self.params[idx[0]:idx[-1] + 1]
         if self.change is not None:
             p = self.change(p, idx)
-        self.calls.append(dict(n=B, convention=convention, K=K.clone(), init=init, kp3d=kp3d, smooth=smooth))
-        return Prediction(params=p, camera=Camera(K), method="oracle",
-                          valid=torch.tensor([i not in self.invalid for i in idx]))
+        kp, conv, k3 = obs.holistic()
+        self.calls.append(dict(n=B, convention=conv, K=obs.K.clone(), init=init, kp3d=k3, smooth=smooth))
+        valid = torch.tensor([i not in self.invalid for i in idx])
+        return Prediction(params=p, camera=Camera(obs.K), valid=valid,
+                          px_error=torch.where(valid, 0.0, float("nan")), method="oracle")
+
+    def predict(self, obs, init=None):
+        return self._answer(obs, init, smooth=False)
+
+    def predict_window(self, obs, init=None):
+        return self._answer(obs, init, smooth=True)
 
 
 def turned(p: BodyParams, angle: float) -> BodyParams:
@@ -712,9 +724,12 @@ def test_rendered_set_runs_the_real_detector(anny_body):
     calls = []
 
     class Recorder:
-        def fit(self, kp2d, convention, K, init=None, kp3d=None, smooth=False):
-            calls.append((convention, K.clone(), kp2d.clone(), kp3d))
-            return fitter.fit(kp2d, convention, K, init=init, kp3d=kp3d, smooth=smooth)
+        name = "recorder"
+
+        def predict(self, obs, init=None):
+            kp2d, convention, kp3d = obs.holistic()
+            calls.append((convention, obs.K.clone(), kp2d.clone(), kp3d))
+            return fitter.fit(kp2d, convention, obs.K, init=init, kp3d=kp3d)
 
     res = P.evaluate_synthetic(Recorder(), anny_body, spec)
     found = sum(c[1].shape[0] for c in calls)

@@ -95,4 +95,5 @@ def inputs_from_evidence(evidence: list, K: Tensor) -> EvalInputs:
         if use3d:
             k3[i] = torch.from_numpy(np.asarray(e.keypoints3d, np.float32))
     found = torch.tensor([e is not None for e in evidence], dtype=torch.bool)
-    return EvalInputs(kp, conv, K.to(torch.float32), k3, found)
+    size = torch.tensor([e.image_size if e is not None else (0, 0) for e in evidence], dtype=torch.int64)
+    return EvalInputs(kp, conv, K.to(torch.float32), k3, found, size.reshape(N, 2))

@@ -22,6 +22,7 @@ class EvalInputs:
                  or None.
     found:       (N,) bool: evidence exists (a person was detected); the others are not
                  given to the estimator.
+    image_size:  (N, 2) int64 (H, W) px of each frame's image.
     clips:       ((start, stop), ...) runs of consecutive video frames, or () when the
                  frames are independent."""
 
@@ -30,6 +31,7 @@ class EvalInputs:
     K: Tensor
     keypoints3d: Optional[Tensor]
     found: Tensor
+    image_size: Tensor
     clips: tuple = ()
 
     def __len__(self) -> int:
@@ -58,13 +60,14 @@ class Estimates:
 
 
 def run_estimator(estimator, body, inputs: EvalInputs, batch: int, progress: Optional[Callable] = None) -> Estimates:
-    """Run ``estimator`` (``.fit(kp2d, convention, K, init=None, kp3d=None, smooth=False)
-    -> Prediction``, any method of ``hmrkit.estimators``) on ``inputs``.
+    """Run ``estimator`` (any method of ``hmrkit.estimate``) on ``inputs``.
 
-    Independent frames: the found ones, ``batch`` at a time. Clips: chunks of ``batch``
-    consecutive frames, the found ones of a chunk given together with ``smooth`` True when
-    they are consecutive, each chunk started from the last valid estimate of the previous
-    one (``init``), as ``hmrkit run`` does on a video. progress(k) after each call."""
+    Independent frames: the found ones, ``batch`` at a time (``predict``). Clips: chunks of
+    ``batch`` consecutive frames; a chunk whose found frames are consecutive is one window
+    (``predict_window`` of a window estimator, as ``hmrkit run`` schedules a track), the
+    others are frames; each chunk starts from the last valid estimate of the previous one
+    (``init``). progress(k) after each call."""
+    from hmrkit.estimate import kinds, observation_from_arrays
     from hmrkit.types import BodyParams
 
     N = len(inputs)
@@ -90,9 +93,13 @@ def run_estimator(estimator, body, inputs: EvalInputs, batch: int, progress: Opt
         contiguous = video and sel == list(range(sel[0], sel[0] + len(sel)))
         init = BodyParams.cat([prev] * len(sel)) if video and prev is not None else None
         k3 = None if inputs.keypoints3d is None else inputs.keypoints3d[sel]
+        obs = observation_from_arrays(inputs.keypoints2d[sel], inputs.convention, inputs.K[sel], kp3d=k3,
+                                      image_size=inputs.image_size[sel], frame_index=sel)
         t0 = time.perf_counter()
-        pred = estimator.fit(inputs.keypoints2d[sel], inputs.convention, inputs.K[sel], init=init, kp3d=k3,
-                             smooth=contiguous)
+        if contiguous and "window" in kinds(estimator):
+            pred = estimator.predict_window(obs.stack_time(), init)
+        else:
+            pred = estimator.predict(obs, init)
         seconds += time.perf_counter() - t0
         out = pred.output
         if out is None:

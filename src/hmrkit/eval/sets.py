@@ -59,7 +59,8 @@ def _build_frames(body, spec: SyntheticSpec) -> SyntheticSet:
     if spec.world3d > 0:
         with torch.no_grad():
             k3 = _world_landmarks(body, body(scenes.params), spec.world3d, spec.seed + 2)
-    inputs = EvalInputs(kp, "mediapipe33", scenes.K, k3, torch.ones(spec.n, dtype=torch.bool))
+    inputs = EvalInputs(kp, "mediapipe33", scenes.K, k3, torch.ones(spec.n, dtype=torch.bool),
+                        torch.tensor(scenes.image_size).expand(spec.n, 2).clone())
     return SyntheticSet(spec, scenes.params, inputs, scenes.image_size)
 
 
@@ -135,7 +136,8 @@ def _build_sequences(body, spec: SyntheticSpec) -> SyntheticSet:
         K.append(Kc)
     n = spec.n * spec.frames
     inputs = EvalInputs(torch.cat(kp), "mediapipe33", torch.cat(K), torch.cat(k3) if k3 else None,
-                        torch.ones(n, dtype=torch.bool), tuple(clips))
+                        torch.ones(n, dtype=torch.bool), torch.tensor(config.image_size).expand(n, 2).clone(),
+                        tuple(clips))
     return SyntheticSet(spec, BodyParams.cat(params), inputs, config.image_size,
                         {"clips": f"{spec.n} x {spec.frames} frames at {lib.fps:g} fps"})
 

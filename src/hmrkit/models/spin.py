@@ -93,8 +93,8 @@ def load_regressor(body, path=None) -> SpinRegressor:
 
     path = Path(path) if path is not None else default_weights(body.name)
     if not path.exists():
-        hint = "train them with `hmrkit train spin`" if body.name != "anny" else "the package is incomplete"
-        raise InputError(path, f"no SPIN weights for the {body.name!r} body model ({hint})")
+        raise InputError(path, f"no SPIN weights for the {body.name!r} body model (hmrkit ships them for anny; "
+                               f"train them with `hmrkit train spin`)")
     model = SpinRegressor.from_checkpoint(body, load_weights(path), path)
     return model.to(body.dtype).eval()
 
