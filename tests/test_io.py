@@ -397,11 +397,20 @@ def test_mesh_roundtrip(tmp_path, suffix):
     import trimesh
 
     v, f = _mesh()
+    # camera-frame vertices (the default) are written +Y up: (x, -y, -z)
     p = save_mesh(tmp_path / f"m{suffix}", v, f)
+    back = trimesh.load(p, process=False, force="mesh")
+    np.testing.assert_allclose(back.vertices, v * [1, -1, -1], atol=2e-6)
+    np.testing.assert_array_equal(back.faces, f)
+    assert [q.name for q in tmp_path.iterdir()] == [p.name]
+    # vertices already +Y up are written as given
+    p = save_mesh(tmp_path / f"y{suffix}", v, f, frame="yup")
     back = trimesh.load(p, process=False, force="mesh")
     np.testing.assert_allclose(back.vertices, v, atol=2e-6)
     np.testing.assert_array_equal(back.faces, f)
-    assert [q.name for q in tmp_path.iterdir()] == [p.name]
+    with pytest.raises(ValueError, match="frame: expected one of 'camera', 'yup', got 'world'"):
+        save_mesh(tmp_path / f"w{suffix}", v, f, frame="world")
+    assert not (tmp_path / f"w{suffix}").exists()
 
 
 def test_mesh_exporters_details(tmp_path):

@@ -1,9 +1,19 @@
 """Mesh exporters: OBJ, PLY (binary little endian) and GLB, all written atomically.
 
-Exporters write the coordinates they are given. hmrkit's meshes live in the OpenCV
-camera frame (x right, y down, z forward); most mesh viewers (and glTF) expect y up, so
-pass ``yup_from_camera(vertices)`` to see the body upright there (a rotation by 180
-degrees about x: handedness and triangle winding are kept).
+Frames. hmrkit's meshes live in the OpenCV camera frame (x right, y down, z forward, the
+camera at the origin), which is what the exporters take by default (``frame="camera"``).
+Every file is written in a **+Y-up frame**: x right, y up, z towards the viewer (out of
+the image), metres, the camera still at the origin. glTF requires +Y up (and metres); OBJ
+and PLY fix no axes, and +Y up is their usual convention (MeshLab; Blender's OBJ importer
+by default; its PLY importer needs Up: Y). The conversion is
+``yup_from_camera``: (x, y, z) -> (x, -y, -z), a rotation by 180 degrees about x, so the
+handedness and the triangle winding (outward normals) are kept and faces are written as
+given. A person upright in the image is upright in the file; one facing the camera faces
++z there (towards the viewer: glTF's "front" of an asset).
+
+Vertices already in a +Y-up frame (the body frame of ``body(params)`` at identity
+``global_orient``: y up, facing +z) are written unchanged with ``frame="yup"``. The
+results ``.npz`` is not converted: it keeps the camera frame (see docs/outputs.md).
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from hmrkit.errors import InputError
 from hmrkit.io.atomic import atomic_write
 
 MESH_SUFFIXES = (".obj", ".ply", ".glb")
+FRAMES = ("camera", "yup")  # what the vertices given to an exporter are in
 
 
 def _numpy(x) -> np.ndarray:
@@ -63,14 +74,29 @@ def yup_from_camera(vertices):
     return np.asarray(vertices) * sign
 
 
-def save_obj(path, vertices, faces, vertex_colors=None) -> Path:
+def _to_file_frame(v: np.ndarray, frame: str) -> np.ndarray:
+    """(V, 3) vertices in ``frame`` -> the files' +Y-up frame."""
+    if frame == "camera":
+        return yup_from_camera(v)
+    if frame == "yup":
+        return v
+    raise ValueError(f"frame: expected one of {', '.join(map(repr, FRAMES))}, got {frame!r}")
+
+
+_FRAME_NOTE = "y up, x right, z towards the viewer, metres"
+
+
+def save_obj(path, vertices, faces, vertex_colors=None, *, frame: str = "camera") -> Path:
     """Wavefront OBJ: ``v x y z [r g b]`` lines (colours in [0, 1]) and 1-based ``f a b c``.
 
-    vertices (V, 3) float, metres; faces (F, 3) int, 0-based; vertex_colors (V, 3) uint8
-    or float in [0, 1], optional. numpy or torch. Atomic; returns ``path``."""
+    vertices (V, 3) float, metres, in ``frame``: ``"camera"`` (OpenCV, y down; converted)
+    or ``"yup"`` (written as given); the file is +Y up (module docstring). faces (F, 3)
+    int, 0-based; vertex_colors (V, 3) uint8 or float in [0, 1], optional. numpy or torch.
+    Atomic; returns ``path``."""
     v, f, c = _check_mesh(vertices, faces, vertex_colors)
+    v = _to_file_frame(v, frame)
     buf = io.StringIO()
-    buf.write("# hmrkit mesh\n")
+    buf.write(f"# hmrkit mesh; {_FRAME_NOTE}\n")
     if c is None:
         np.savetxt(buf, v, fmt="v %.6f %.6f %.6f")
     else:
@@ -81,15 +107,17 @@ def save_obj(path, vertices, faces, vertex_colors=None) -> Path:
     return Path(path)
 
 
-def save_ply(path, vertices, faces, vertex_colors=None) -> Path:
+def save_ply(path, vertices, faces, vertex_colors=None, *, frame: str = "camera") -> Path:
     """PLY, binary little endian: float32 vertices, optional uchar RGB(A) colours,
-    faces as a uchar count and int32 indices. Shapes as in ``save_obj``. Atomic."""
+    faces as a uchar count and int32 indices. Shapes and ``frame`` as in ``save_obj``;
+    the file is +Y up. Atomic."""
     v, f, c = _check_mesh(vertices, faces, vertex_colors)
+    v = _to_file_frame(v, frame)
     vfields = [("xyz", "<f4", (3,))]
     header = [
         "ply",
         "format binary_little_endian 1.0",
-        "comment hmrkit mesh",
+        f"comment hmrkit mesh; {_FRAME_NOTE}",
         f"element vertex {len(v)}",
         "property float x",
         "property float y",
@@ -114,10 +142,12 @@ def save_ply(path, vertices, faces, vertex_colors=None) -> Path:
     return Path(path)
 
 
-def save_glb(path, vertices, faces, vertex_colors=None) -> Path:
-    """Binary glTF (through trimesh). Shapes as in ``save_obj``; vertex order and faces
-    are kept as given (no merging). Atomic."""
+def save_glb(path, vertices, faces, vertex_colors=None, *, frame: str = "camera") -> Path:
+    """Binary glTF (through trimesh), +Y up and metres as glTF requires. Shapes and
+    ``frame`` as in ``save_obj``; vertex order and faces are kept as given (no merging).
+    Atomic."""
     v, f, c = _check_mesh(vertices, faces, vertex_colors)
+    v = _to_file_frame(v, frame)
     try:
         import trimesh
     except ImportError as e:  # pragma: no cover - depends on the installation
@@ -132,9 +162,11 @@ def save_glb(path, vertices, faces, vertex_colors=None) -> Path:
 _SAVERS = {".obj": save_obj, ".ply": save_ply, ".glb": save_glb}
 
 
-def save_mesh(path, vertices, faces, vertex_colors=None) -> Path:
-    """Save by suffix: ``.obj``, ``.ply`` or ``.glb`` (see the format functions)."""
+def save_mesh(path, vertices, faces, vertex_colors=None, *, frame: str = "camera") -> Path:
+    """Save by suffix: ``.obj``, ``.ply`` or ``.glb`` (see the format functions). The
+    vertices are in ``frame`` (``"camera"``, the default, or ``"yup"``); every file is
+    written +Y up."""
     suffix = Path(path).suffix.lower()
     if suffix not in _SAVERS:
         raise InputError(path, f"unknown mesh format {suffix!r}; choose from {', '.join(_SAVERS)}")
-    return _SAVERS[suffix](path, vertices, faces, vertex_colors)
+    return _SAVERS[suffix](path, vertices, faces, vertex_colors, frame=frame)
