@@ -379,6 +379,42 @@ def test_save_npz_and_json(tmp_path):
     assert not (tmp_path / "bad.json").exists()
 
 
+def test_trainset_cache_is_written_atomically(tmp_path, monkeypatch):
+    """hmrkit.train.data caches its training set through atomic_write: a save that fails
+    half way leaves nothing in the cache (a half file would be loaded next time)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from hmrkit.train import data as train_data
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HMRKIT_CACHE", str(cache))
+    z = torch.zeros(2, 33, 3)
+    ts = train_data.KeypointTrainSet(
+        params=None, K=torch.eye(3).expand(2, 3, 3), image_size=(8, 8), X=z, uv=z[..., :2],
+        valid=torch.ones(33, dtype=torch.bool), det=z + 1, det3d=torch.ones(2, 33, 4),
+        labelled=torch.zeros(2, dtype=torch.bool))
+    monkeypatch.setattr(train_data, "build_trainset", lambda body, config, progress=None: ts)
+    body, config = SimpleNamespace(name="fake"), train_data.TrainSetConfig(n=2)
+
+    def fail(obj, f, *args, **kwargs):
+        f.write(b"half")
+        raise OSError("disk full")
+
+    with monkeypatch.context() as m:
+        m.setattr(torch, "save", fail)
+        with pytest.raises(OSError, match="disk full"):
+            train_data.load_or_build(body, config)
+    assert list(cache.iterdir()) == []
+    train_data.load_or_build(body, config)
+    assert [q.name for q in cache.iterdir()] == [f"trainset_fake_{config.key()}.pt"]
+    monkeypatch.setattr(train_data, "build_trainset", lambda *a, **k: pytest.fail("rebuilt, not loaded"))
+    back = train_data.load_or_build(body, config)
+    torch.testing.assert_close(back.det, ts.det)
+    torch.testing.assert_close(back.det3d, ts.det3d)
+
+
 # ----------------------------------------------------------------------------------------
 # mesh exporters
 

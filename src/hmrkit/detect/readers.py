@@ -13,9 +13,7 @@ import io
 
 import json
 import math
-import os
 import re
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ from hmrkit import conventions
 from hmrkit.conventions import FACE, HAND21, HOLISTIC, MEDIAPIPE33, OPENPOSE25
 from hmrkit.detect.base import bbox_from_keypoints
 from hmrkit.errors import InputError, NoPersonError
+from hmrkit.io.atomic import atomic_write
 from hmrkit.types import Evidence
 
 
@@ -397,8 +396,9 @@ def read_openpose(path, image_size=None) -> KeypointSequence:
 
 
 def write_evidence_npz(path, keypoints2d, convention: str, image_size, cam_K=None, fps=None) -> Path:
-    """Write an hmrkit evidence npz atomically (a temporary file in the same folder, then
-    os.replace), so a failure never leaves a half-written file.
+    """Write an hmrkit evidence npz (compressed) atomically (``hmrkit.io.atomic_write``: a
+    temporary file in the same folder, then a rename), so a failure never leaves a
+    half-written file nor touches a previous one. The folder is created when missing.
 
     keypoints2d: (T, P, K, 3) x, y pixels and confidence in [0, 1] (0 = absent).
     convention:  a name of ``hmrkit.conventions`` with K keypoints.
@@ -430,16 +430,8 @@ def write_evidence_npz(path, keypoints2d, convention: str, image_size, cam_K=Non
         if not (float(fps) > 0 and math.isfinite(float(fps))):
             raise ValueError(f"fps must be a positive number, got {fps!r}")
         arrays["fps"] = np.array(float(fps))
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
     return path
 
 

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from hmrkit.data.synthetic import NoiseConfig, SceneConfig, add_noise, sample_scenes, true_keypoints
+from hmrkit.io.atomic import atomic_write
 from hmrkit.types import BodyParams
 
 CONVENTION = "mediapipe33"
@@ -115,10 +116,8 @@ def load_or_build(body, config: TrainSetConfig, progress=None) -> KeypointTrainS
         z = torch.load(path, weights_only=False)
         return KeypointTrainSet(**z)
     ts = build_trainset(body, config, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({f: getattr(ts, f) for f in ts.__dataclass_fields__}, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path, "wb") as fh:  # a failed or interrupted save leaves no half file
+        torch.save({name: getattr(ts, name) for name in ts.__dataclass_fields__}, fh)
     return ts
 
 
