@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import shared_path
+from conftest import data_path
 from hmrkit.cli import main
 from hmrkit.conventions import COCO17, HAND21, HOLISTIC, OPENPOSE25, convert_with_confidence
 
@@ -33,9 +33,9 @@ NOISE = ("XNNPACK", "absl::", "W0000", "inference_feedback_manager", "Warp CUDA"
 CONTRACT_FIT_ITERS = 30
 # Mean distance (px) between the mesh's projected COCO-17 keypoints (npz keypoints2d) and
 # the detector's keypoints converted to COCO-17, over those with confidence >= 0.5, on
-# lunge_pexels.jpg (800 x 1200, the person ~700 px tall). Measured: 22 px at 30 iterations
-# (5.6 px at the default 120); the bound leaves 2x margin (~6% of the person's height).
-CONTRACT_MAX_MEAN_PX = 45.0
+# tests/data/images/lunge_pexels.jpg (400 x 599, the person ~350 px tall). Measured: MEASURED
+# px at 30 iterations; the bound leaves 2x margin.
+CONTRACT_MAX_MEAN_PX = 22.5
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -97,12 +97,12 @@ def body_coco(kp_holistic):
 
 @pytest.fixture(scope="module")
 def detected():
-    """MediaPipe Holistic's keypoints on lunge_pexels.jpg: (116, 3) holistic, px + confidence."""
+    """MediaPipe Holistic's keypoints on lunge_pexels.jpg (tests/data): (116, 3) holistic, px + confidence."""
     from hmrkit.detect import MediaPipeHolistic
     from hmrkit.io import read_image
 
     with MediaPipeHolistic() as det:
-        found = det.detect(read_image(shared_path("samples", "images", "lunge_pexels.jpg")))
+        found = det.detect(read_image(data_path("images", "lunge_pexels.jpg")))
     assert len(found) == 1
     return found[0].keypoints2d.astype(np.float64)
 
@@ -112,13 +112,13 @@ def detected():
 
 def test_contract_on_one_photo(tmp_path, capfd):
     img = tmp_path / "lunge_pexels.jpg"
-    shutil.copy(shared_path("samples", "images", "lunge_pexels.jpg"), img)
+    shutil.copy(data_path("images", "lunge_pexels.jpg"), img)
     out = tmp_path / "out"
     code, stdout, err = run_cli(capfd, img, "--out", out, "--export", "obj,ply,glb",
                                 "--fit-iters", CONTRACT_FIT_ITERS)
     assert code == 0
     assert err == [], f"a clean run prints nothing on stderr, got {err}"
-    assert stdout == [f"hmrkit: 1 input(s), 1 frame(s) (0 without a person) -> {out}/"]
+    assert stdout == [f"hmrkit: 1 input(s), 1 frame(s) (0 without a person), 1 people -> {out}/"]
 
     with np.load(out / "lunge_pexels.npz", allow_pickle=False) as z:
         d = {k: z[k] for k in z.files}
@@ -143,6 +143,10 @@ def test_contract_on_one_photo(tmp_path, capfd):
     assert d["shape"].shape[:2] == (T, P) and d["transl"].shape == (T, P, 3)
     assert d["frame_index"].tolist() == [0]
     assert d["fps"].shape == ()
+    assert d["track_id"].tolist() == [0] and d["present"].all() and d["image_size"].tolist() == [599, 400]
+    assert d["bbox"].shape == (T, P, 4)
+    # transl is the root joint for every body model (model_transl the model's own parameter)
+    np.testing.assert_allclose(d["transl"], d["joints3d"][:, :, 0], atol=1e-6)
     # keypoints2d is the projection of keypoints3d with cam_K
     uvw = d["keypoints3d"][0, 0] @ K.T
     np.testing.assert_allclose(uvw[:, :2] / uvw[:, 2:], d["keypoints2d"][0, 0], atol=0.05)
@@ -159,7 +163,8 @@ def test_contract_on_one_photo(tmp_path, capfd):
     assert summary["inputs"] == [str(img)]
     assert summary["failed"] == [] and summary["warnings"] == []
     assert summary["frames"] == 1 and summary["frames_without_person"] == 0
-    assert {"decode", "detect", "fit", "write", "render", "total"} <= set(summary["timings_s"])
+    assert {"decode", "detect", "estimate", "write", "render", "total"} <= set(summary["timings_s"])
+    assert summary["people"] == 1 and summary["per_input"][0]["kind"] == "image"
 
     png = out / "lunge_pexels_overlay.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -175,7 +180,8 @@ def test_contract_on_one_photo(tmp_path, capfd):
         assert mesh.vertices.shape == (V_ANNY, 3), fmt
         assert len(mesh.faces) == len(d["faces"]), fmt
     obj = trimesh.load(out / "lunge_pexels_f000000_p0.obj", force="mesh", process=False)
-    np.testing.assert_allclose(obj.vertices, d["vertices"][0, 0], atol=1e-5)
+    # exported for other tools: +Y up (the camera frame turned 180 degrees about x; docs/outputs.md)
+    np.testing.assert_allclose(obj.vertices, d["vertices"][0, 0] * np.array([1, -1, -1]), atol=1e-5)
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
 
 
@@ -183,7 +189,7 @@ def test_contract_on_one_photo(tmp_path, capfd):
 
 
 def _half_jpeg(tmp_path):
-    data = shared_path("samples", "images", "lunge_pexels.jpg").read_bytes()
+    data = data_path("images", "lunge_pexels.jpg").read_bytes()
     p = tmp_path / "half.jpg"
     p.write_bytes(data[: len(data) // 2])
     return p
@@ -239,9 +245,9 @@ def test_bad_single_input(case, tmp_path, capfd):
 def test_image_with_nobody(tmp_path, capfd):
     """A uniform gray image: nobody in it.
 
-    Decision: the input is *produced*. Its NAME.npz is written with ``valid`` = [[False]]
-    (the answer for that photo is "no person", which tools reading the output folder need to
-    see, e.g. to keep frame counts aligned), with the overlay (the photo itself) and a
+    Decision: the input is *produced*. Its NAME.npz is written with no person (P = 0:
+    ``valid`` of shape (1, 0); the answer for that photo is "no person", which tools reading
+    the output folder need to see, e.g. to keep frame counts aligned), with the overlay (the photo itself) and a
     summary warning. DESIGN.md asks for a non-zero exit only when NOTHING could be produced,
     so the exit code is 0 even when it is the only input; stderr carries one warning line
     naming the file."""
@@ -251,11 +257,10 @@ def test_image_with_nobody(tmp_path, capfd):
     code, stdout, err = run_cli(capfd, img, "--out", out, "--fit-iters", 5)
     assert code == 0
     one_line_error(err, "warning", img, "nobody found")
-    assert stdout == [f"hmrkit: 1 input(s), 1 frame(s) (1 without a person) -> {out}/"]
+    assert stdout == [f"hmrkit: 1 input(s), 1 frame(s) (1 without a person), 0 people -> {out}/"]
     with np.load(out / "gray.npz", allow_pickle=False) as z:
-        assert z["valid"].tolist() == [[False]]
-        assert z["vertices"].shape == (1, 1, V_ANNY, 3)
-        assert np.isnan(z["fit_px_error"]).all()
+        assert z["valid"].shape == (1, 0) and z["track_id"].shape == (0,)  # nobody: no person axis
+        assert z["vertices"].shape == (1, 0, V_ANNY, 3)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 1 and summary["frames_without_person"] == 1 and summary["failed"] == []
     assert (out / "gray_overlay.png").exists()
@@ -311,7 +316,7 @@ def test_smpl_body_defaults_to_fit(tmp_path, capfd):
 
     model = write_synthetic_model(tmp_path / "SMPL_NEUTRAL.pkl", "smpl")
     img = tmp_path / "lunge_pexels.jpg"
-    shutil.copy(shared_path("samples", "images", "lunge_pexels.jpg"), img)
+    shutil.copy(data_path("images", "lunge_pexels.jpg"), img)
     out = tmp_path / "out"
     code, _, err = run_cli(capfd, img, "--body", "smpl", "--model-path", model, "--out", out, "--no-overlay",
                            "--fit-iters", 5)
@@ -338,7 +343,7 @@ def test_model_path_for_anny_is_one_line(tmp_path, capfd):
 def test_folder_carries_on_past_bad_files(tmp_path, capfd):
     folder = tmp_path / "photos"
     folder.mkdir()
-    with Image.open(shared_path("samples", "images", "lunge_pexels.jpg")) as im:
+    with Image.open(data_path("images", "lunge_pexels.jpg")) as im:
         im.thumbnail((400, 400))
         im.save(folder / "good.jpg", quality=92)
     bad = folder / "bad.jpg"
@@ -353,7 +358,7 @@ def test_folder_carries_on_past_bad_files(tmp_path, capfd):
     assert all(ln.startswith("hmrkit: skipped ") for ln in err)
     assert any(str(bad) in ln and "truncated" in ln for ln in err)
     assert any(str(odd) in ln and "unsupported file type '.xyz'" in ln for ln in err)
-    assert stdout == [f"hmrkit: 1 input(s), 1 frame(s) (0 without a person) -> {out}/"]
+    assert stdout == [f"hmrkit: 1 input(s), 1 frame(s) (0 without a person), 1 people -> {out}/"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["inputs"] == [str(folder / "good.jpg")]
     assert sorted(f["input"] for f in summary["failed"]) == sorted([str(bad), str(odd)])
@@ -401,21 +406,24 @@ def test_unexpected_error_in_one_input_does_not_stop_the_folder(tmp_path, capfd,
     folder.mkdir()
     for name in ("boom", "fine"):
         Image.new("RGB", (64, 48), (128, 128, 128)).save(folder / f"{name}.png")
-    real = hmrkit.pipeline.Runner.run_image
+    real = hmrkit.pipeline._Job.run_image
 
-    def run_image(self, path, name=None):
-        if path.stem == "boom":
+    def run_image(self):
+        if self.path.stem == "boom":
             raise RuntimeError("injected failure\nsecond line")
-        return real(self, path, name)
+        return real(self)
 
-    monkeypatch.setattr(hmrkit.pipeline.Runner, "run_image", run_image)
+    monkeypatch.setattr(hmrkit.pipeline._Job, "run_image", run_image)
     out = tmp_path / "out"
     code, stdout, err = run_cli(capfd, folder, "--out", out)
     assert code == 0
     skipped = [ln for ln in err if ln.startswith("hmrkit: skipped ")]
-    assert len(skipped) == 1 and "boom.png" in skipped[0] and "internal error (RuntimeError: injected failure)" \
-        in skipped[0]
+    assert len(skipped) == 1 and "boom.png: RuntimeError: injected failure (a bug in hmrkit" in skipped[0]
+    assert "second line" not in skipped[0]
     assert (out / "fine.npz").exists() and not (out / "boom.npz").exists()
+    # --debug adds the traceback
+    code, stdout, err = run_cli(capfd, folder, "--out", out, "--debug")
+    assert code == 0 and any("Traceback (most recent call last)" in ln for ln in err)
 
 
 def test_bad_fit_iters_flag(tmp_path, capfd):
@@ -427,7 +435,7 @@ def test_bad_fit_iters_flag(tmp_path, capfd):
 def test_method_spin_on_a_photo(tmp_path, capfd):
     """The regressor alone: one forward pass, the same contract, a mesh on the person."""
     img = tmp_path / "lunge_pexels.jpg"
-    shutil.copy(shared_path("samples", "images", "lunge_pexels.jpg"), img)
+    shutil.copy(data_path("images", "lunge_pexels.jpg"), img)
     out = tmp_path / "out"
     code, stdout, err = run_cli(capfd, img, "--out", out, "--method", "spin", "--no-overlay")
     assert code == 0 and err == []
@@ -444,7 +452,7 @@ def test_method_spin_on_a_photo(tmp_path, capfd):
 ])
 def test_bad_method_or_weights(args, words, tmp_path, capfd):
     img = tmp_path / "lunge_pexels.jpg"
-    shutil.copy(shared_path("samples", "images", "lunge_pexels.jpg"), img)
+    shutil.copy(data_path("images", "lunge_pexels.jpg"), img)
     code, _, err = run_cli(capfd, img, "--out", tmp_path / "out", *args)
     assert code != 0
     one_line_error(err, words)
@@ -453,35 +461,36 @@ def test_bad_method_or_weights(args, words, tmp_path, capfd):
 # ----------------------------------------------------------------------------- video
 
 
-def test_short_video(tmp_path, capfd):
-    from hmrkit.io import VideoReader, VideoWriter
+def test_short_video_two_people_tracked(tmp_path, capfd):
+    """tests/data's cut of two_people.mp4 (270x480, 8 frames): both people, each a track
+    with a stable id, estimated per track, one overlay video."""
+    from hmrkit.io import VideoReader
 
-    clip = tmp_path / "six.mp4"
-    with VideoReader(shared_path("samples", "videos", "two_people.mp4")) as reader:
-        fps = reader.fps
-        with VideoWriter(clip, fps=fps) as writer:
-            for i, frame in reader:
-                if i == 6:
-                    break
-                small = Image.fromarray(frame).resize((frame.shape[1] // 4, frame.shape[0] // 4), Image.BILINEAR)
-                writer.write(np.asarray(small))
+    clip = tmp_path / "two.mp4"
+    shutil.copy(data_path("videos", "two_people_small.mp4"), clip)
     out = tmp_path / "out"
-    code, stdout, err = run_cli(capfd, clip, "--out", out, "--fit-iters", 10)
+    code, stdout, err = run_cli(capfd, clip, "--out", out, "--max-frames", 6, "--fit-iters", 10)
     assert code == 0
     assert err == []
-    assert stdout == [f"hmrkit: 1 input(s), 6 frame(s) (0 without a person) -> {out}/"]
-    with np.load(out / "six.npz", allow_pickle=False) as z:
-        assert z["valid"].shape == (6, 1) and z["valid"].all()
-        assert z["vertices"].shape == (6, 1, V_ANNY, 3)
-        assert z["keypoints2d"].shape == (6, 1, 17, 2)
+    assert stdout == [f"hmrkit: 1 input(s), 6 frame(s) (0 without a person), 2 people -> {out}/"]
+    with np.load(out / "two.npz", allow_pickle=False) as z:
+        assert z["track_id"].tolist() == [0, 1]
+        assert z["valid"].shape == (6, 2) and z["valid"].all()
+        assert z["vertices"].shape == (6, 2, V_ANNY, 3)
+        assert z["keypoints2d"].shape == (6, 2, 17, 2)
         assert z["cam_K"].shape == (6, 3, 3)
         assert z["frame_index"].tolist() == list(range(6))
-        assert float(z["fps"]) == pytest.approx(fps)
-    with VideoReader(out / "six_overlay.mp4") as r:
+        # stable identities: each track's box moves little from frame to frame
+        c = 0.5 * (z["bbox"][..., :2] + z["bbox"][..., 2:])
+        assert float(np.linalg.norm(np.diff(c, axis=0), axis=-1).max()) < 20.0
+        # the two people stand apart, and each track keeps one shape (one window per chunk)
+        assert float(np.linalg.norm(c[:, 0] - c[:, 1], axis=-1).min()) > 40.0
+        np.testing.assert_allclose(z["shape"][:, 0], np.repeat(z["shape"][:1, 0], 6, 0), atol=1e-6)
+    with VideoReader(out / "two_overlay.mp4") as r:
         frames = [f.shape for _, f in r]
     assert frames == [(480, 270, 3)] * 6
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["frames"] == 6 and summary["frames_without_person"] == 0
+    assert summary["frames"] == 6 and summary["frames_without_person"] == 0 and summary["people"] == 2
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
 
 
@@ -534,3 +543,188 @@ def test_coco_json(detected, tmp_path, capfd):
         ok = coco[:, 2] >= 0.5
         dist = np.linalg.norm(z["keypoints2d"][0, 0] - coco[:, :2], axis=-1)[ok]
         assert ok.sum() >= 12 and dist.mean() < 60.0, dist.mean()
+
+
+def _coco_person(kp17, scale=1.0, shift=(0.0, 0.0)):
+    k = kp17.copy()
+    k[:, 0] = k[:, 0] * scale + shift[0]
+    k[:, 1] = k[:, 1] * scale + shift[1]
+    return k
+
+
+def test_coco_json_keeps_every_person_and_max_people(detected, tmp_path, capfd):
+    """Several people in a keypoint file are all estimated (not the first only), largest
+    first; --max-people keeps the largest N."""
+    coco = body_coco(detected)
+    small = _coco_person(coco, 0.5, (200.0, 10.0))
+    entries = [{"image_id": 1, "category_id": 1, "keypoints": k.ravel().round(3).tolist(), "score": 0.9}
+               for k in (small, coco)]
+    path = tmp_path / "two_coco.json"
+    path.write_text(json.dumps(entries))
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(capfd, "--keypoints", path, "--out", out, "--method", "spin", "--no-overlay")
+    assert code == 0, err
+    with np.load(out / "two_coco.npz", allow_pickle=False) as z:
+        assert z["valid"].shape == (1, 2) and z["valid"].all() and z["track_id"].tolist() == [0, 1]
+        h = z["bbox"][0, :, 3] - z["bbox"][0, :, 1]
+        assert h[0] > 1.5 * h[1]  # person 0 is the larger one
+        np.testing.assert_allclose(z["evidence_keypoints2d"][0, 0], coco, atol=1e-3)
+    code, stdout, err = run_cli(capfd, "--keypoints", path, "--out", out, "--method", "spin", "--no-overlay",
+                                "--max-people", 1)
+    assert code == 0
+    with np.load(out / "two_coco.npz", allow_pickle=False) as z:
+        assert z["valid"].shape == (1, 1)
+        np.testing.assert_allclose(z["evidence_keypoints2d"][0, 0], coco, atol=1e-3)
+
+
+def test_keypoints_folder_npz_one_input_each_openpose_one_video(detected, tmp_path, capfd):
+    """--keypoints DIR: each evidence npz in the folder is an input of its own; a folder of
+    OpenPose JSON frames is one video."""
+    from hmrkit.detect.readers import write_evidence_npz
+
+    folder = tmp_path / "evidence"
+    for name, shift in (("a", 0.0), ("b", 15.0)):
+        kp = detected.copy()
+        kp[:, 0] += shift * (kp[:, 2] > 0)
+        write_evidence_npz(folder / f"{name}.npz", kp[None, None], "holistic", (599, 400))
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(capfd, "--keypoints", folder, "--out", out, "--method", "spin", "--no-overlay")
+    assert code == 0, err
+    assert stdout == [f"hmrkit: 2 input(s), 2 frame(s) (0 without a person), 2 people -> {out}/"]
+    for name in ("a", "b"):
+        with np.load(out / f"{name}.npz", allow_pickle=False) as z:
+            assert z["valid"].tolist() == [[True]]
+
+    frames = tmp_path / "openpose"
+    frames.mkdir()
+    body = convert_with_confidence(detected, "holistic", "openpose25")
+    for t in range(3):
+        b = body.copy()
+        b[:, 0] += 4.0 * t * (b[:, 2] > 0)
+        person = {"person_id": [-1], "pose_keypoints_2d": b.ravel().round(3).tolist()}
+        (frames / f"clip_{t:012d}_keypoints.json").write_text(json.dumps({"version": 1.3, "people": [person]}))
+    code, stdout, err = run_cli(capfd, "--keypoints", frames, "--out", out, "--method", "spin", "--no-overlay")
+    assert code == 0, err
+    with np.load(out / "openpose.npz", allow_pickle=False) as z:
+        assert z["valid"].shape == (3, 1) and z["valid"].all()  # one video, one track
+
+
+class _LoggingStream:
+    """A stream estimator (the kind online adaptation is): spin, one frame at a time; every
+    step is logged in the class-wide ``log`` as (copy id, resets so far, frame, track)."""
+
+    name = "stream"
+    log: list = []
+
+    def __init__(self, body):
+        from hmrkit.estimate import build
+
+        self.inner = build("spin", body)
+        self.body = body
+        self.resets = 0
+
+    def step(self, obs):
+        assert obs.batch_size == 1
+        _LoggingStream.log.append((id(self), self.resets, int(obs.frame_index[0]), int(obs.track_id[0])))
+        return self.inner.predict(obs)
+
+    def reset(self):
+        self.resets += 1
+
+
+def test_stream_estimator_runs_each_track_in_order_on_its_own_copy(detected, tmp_path, anny_body):
+    """The scheduler gives a stream estimator each track's frames in order, on one fresh
+    (reset) copy per track; the prototype itself is never stepped."""
+    import hmrkit.pipeline as P
+
+    coco = body_coco(detected)
+    T = 4
+    entries = []
+    for t in range(T):
+        for k in (coco, _coco_person(coco, 0.5, (220.0, 0.0))):
+            kk = k.copy()
+            kk[:, 0] += 3.0 * t
+            entries.append({"image_id": t + 1, "category_id": 1, "keypoints": kk.ravel().round(3).tolist(),
+                            "score": 0.9})
+    path = tmp_path / "seq.json"
+    path.write_text(json.dumps(entries))
+    config = P.RunConfig(out_dir=tmp_path / "out", method="spin", overlay=False, keypoints=str(path))
+    (tmp_path / "out").mkdir()
+    models = P.Models(config)
+    proto = _LoggingStream(anny_body)
+    models.estimator = proto
+    _LoggingStream.log.clear()
+    report = P.process_input(path, config, models)
+    assert report.produced, report.error
+    with np.load(tmp_path / "out" / "seq.npz", allow_pickle=False) as z:
+        assert z["valid"].shape == (T, 2) and z["valid"].all()
+    log = _LoggingStream.log
+    assert len(log) == 2 * T and id(proto) not in {c for c, _, _, _ in log}
+    copies = {}
+    for c, resets, frame, track in log:
+        copies.setdefault(c, []).append((resets, frame, track))
+    assert len(copies) == 2  # one per track
+    for steps in copies.values():
+        assert [s[1] for s in steps] == list(range(T))  # in order
+        assert len({s[2] for s in steps}) == 1 and all(s[0] == 1 for s in steps)  # one track, reset once
+
+
+def test_process_input_touches_no_global_state(tmp_path):
+    """process_input(path, config, models) is the unit a worker runs: no logging handlers,
+    levels or warning filters change, and two calls give the same result."""
+    import logging
+    import warnings
+
+    import hmrkit.pipeline as P
+
+    img = tmp_path / "lunge.jpg"
+    shutil.copy(data_path("images", "lunge_pexels.jpg"), img)
+    config = P.RunConfig(out_dir=tmp_path / "out", method="spin", overlay=False)
+    (tmp_path / "out").mkdir()
+    models = P.Models(config)
+    state = lambda: ([(lg, lg.level, list(lg.handlers), list(lg.filters))  # noqa: E731
+                      for lg in [logging.getLogger()] + [logging.getLogger(n) for n in logging.root.manager.loggerDict]],
+                     list(warnings.filters))
+    before = state()
+    a = P.process_input(img, config, models)
+    z1 = np.load(tmp_path / "out" / "lunge.npz")["vertices"]
+    b = P.process_input(img, config, models)
+    z2 = np.load(tmp_path / "out" / "lunge.npz")["vertices"]
+    assert state() == before
+    assert a.produced and b.produced and a.people == b.people == 1
+    np.testing.assert_array_equal(z1, z2)
+
+
+def test_transl_is_the_root_joint_for_smpl_too(tmp_path, capfd):
+    """transl means the same for every body model: the root joint in the camera frame. For
+    SMPL (whose own transl is added after rotating about the rest pelvis) model_transl keeps
+    the parameter, and the two differ by the rotated rest pelvis."""
+    from hmrkit.body.synthetic import write_synthetic_model
+
+    model = write_synthetic_model(tmp_path / "SMPL_NEUTRAL.pkl", "smpl")
+    img = tmp_path / "lunge_pexels.jpg"
+    shutil.copy(data_path("images", "lunge_pexels.jpg"), img)
+    out = tmp_path / "out"
+    code, _, err = run_cli(capfd, img, "--body", "smpl", "--model-path", model, "--out", out, "--no-overlay",
+                           "--fit-iters", 5)
+    assert code == 0, err
+    with np.load(out / "lunge_pexels.npz", allow_pickle=False) as z:
+        np.testing.assert_allclose(z["transl"], z["joints3d"][:, :, 0], atol=1e-6)
+        assert float(np.abs(z["transl"] - z["model_transl"]).max()) > 1e-3
+
+
+@pytest.mark.parametrize("args, words, code", [
+    (("--device", "cuda"), "torch sees no CUDA GPU here", 1),
+    (("--device", "tpu"), "use cpu or cuda", 1),
+    (("--focal", "-5"), "--focal must be a positive number", 1),
+    (("--fov", "400"), "--fov must be between 0 and 180", 1),
+    (("--max-people", "0"), "--max-people must be >= 1", 2),
+])
+def test_impossible_options_are_one_line(args, words, code, tmp_path, capfd):
+    img = tmp_path / "lunge_pexels.jpg"
+    shutil.copy(data_path("images", "lunge_pexels.jpg"), img)
+    out = tmp_path / "out"
+    got, stdout, err = run_cli(capfd, img, "--out", out, *args)
+    assert got == code
+    one_line_error(err, words)
+    assert not (out / "lunge_pexels.npz").exists()
