@@ -14,7 +14,6 @@ torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"  # small committed fixtures; sources and licences in its README.md
-SHARED = REPO.parent / "shared"
 
 
 def data_path(*parts) -> Path:
@@ -22,15 +21,6 @@ def data_path(*parts) -> Path:
     p = DATA.joinpath(*parts)
     if not p.exists():
         pytest.fail(f"{p} is missing: tests/data is part of the repository (see tests/data/README.md)")
-    return p
-
-
-def shared_path(*parts) -> Path:
-    """A path under ../shared (outside the repository). Only tests/test_pipeline.py still
-    uses it; remove it once that file reads tests/data instead."""
-    p = SHARED.joinpath(*parts)
-    if not p.exists():
-        pytest.fail(f"{p} is missing: the tests expect ../shared beside the repository")
     return p
 
 
