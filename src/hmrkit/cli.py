@@ -204,7 +204,7 @@ def cmd_body(args) -> int:
             shape[0, SHAPE_NAMES.index(k)] = v
         v = body.rest_output(shape).vertices[0].detach().numpy()
         for fmt in ("obj", "ply"):
-            save_mesh(out / f"anny_{name}.{fmt}", v, body.faces.numpy())
+            save_mesh(out / f"anny_{name}.{fmt}", v, body.faces.numpy(), frame="yup")
         print(f"{name}: height {v[:, 1].max() - v[:, 1].min():.2f} m -> {out}/anny_{name}.obj|ply")
     return 0
 
