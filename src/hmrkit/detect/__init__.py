@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from hmrkit.detect.base import Detector, bbox_from_keypoints, bbox_from_points, check_image
 from hmrkit.detect.mediapipe import MediaPipeHolistic, MediaPipeHolisticConfig
+from hmrkit.detect.multi import MultiPersonConfig, MultiPersonDetector, MultiPersonResult, RejectedPerson
 from hmrkit.detect.readers import (
     KeypointSequence,
     holistic_from_openpose,
@@ -19,7 +20,10 @@ from hmrkit.detect.readers import (
     write_evidence_npz,
 )
 
-DETECTORS = {"mediapipe": (MediaPipeHolistic, MediaPipeHolisticConfig)}
+DETECTORS = {
+    "mediapipe": (MediaPipeHolistic, MediaPipeHolisticConfig),
+    "multi": (MultiPersonDetector, MultiPersonConfig),
+}
 
 
 def make_detector(name: str = "mediapipe", config=None) -> Detector:
@@ -38,6 +42,10 @@ __all__ = [
     "KeypointSequence",
     "MediaPipeHolistic",
     "MediaPipeHolisticConfig",
+    "MultiPersonConfig",
+    "MultiPersonDetector",
+    "MultiPersonResult",
+    "RejectedPerson",
     "bbox_from_keypoints",
     "bbox_from_points",
     "check_image",
