@@ -588,11 +588,15 @@ class MultiPersonDetector(Detector):
             pose_landmarks=get(out["landmarks"]),
             pose_world_landmarks=get(out["world"]) if out["world"] is not None else None,
             left_hand_landmarks=None, right_hand_landmarks=None, face_landmarks=None,
-            segmentation_mask=mask)
+            segmentation_mask=None)
         evs = evidence_from_holistic(results, (h, w), self._holistic_config)
         if not evs:
             return None
-        ev = replace(evs[0], source="mediapipe-multi")
+        if mask is not None:  # the box is made with it later (``_box``)
+            if mask.shape != (h, w):
+                raise RuntimeError(f"mediapipe returned a mask of shape {mask.shape}, expected {(h, w)}")
+            mask = np.clip(mask, 0.0, 1.0, dtype=np.float32)
+        ev = replace(evs[0], source="mediapipe-multi", mask=mask)
         aux = get(out["auxiliary"]).landmark
         new_align = np.array([[aux[0].x * w, aux[0].y * h], [aux[1].x * w, aux[1].y * h]])
         pres = out.get(_PRESENCE_STREAM)
@@ -689,9 +693,9 @@ class MultiPersonDetector(Detector):
             x0, y0, x1, y1 = bbox_from_keypoints(kp, image_size, min_confidence=c.bbox_min_confidence,
                                                  pad=c.mask_box_pad)
             window = mask[int(y0):int(y1) + 1, int(x0):int(x1) + 1] > 0.5
-            ys, xs = np.nonzero(window)
-            if len(xs):
-                extra = np.array([xs.min() + int(x0), ys.min() + int(y0), xs.max() + int(x0), ys.max() + int(y0)],
+            rows, cols = np.flatnonzero(window.any(1)), np.flatnonzero(window.any(0))
+            if len(rows):
+                extra = np.array([cols[0] + int(x0), rows[0] + int(y0), cols[-1] + int(x0), rows[-1] + int(y0)],
                                  dtype=np.float64)
         return bbox_from_keypoints(kp, image_size, min_confidence=c.bbox_min_confidence, pad=c.bbox_pad, extra=extra)
 
