@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -27,9 +28,18 @@ def project(points_cam: Tensor, K: Tensor, eps: float = 1e-6) -> Tensor:
     return torch.stack([u, v], dim=-1)
 
 
+def _check_size(height, width) -> None:
+    if not (math.isfinite(height) and math.isfinite(width) and height > 0 and width > 0):
+        raise ValueError(f"image size must be positive (height, width) px, got ({height}, {width})")
+
+
 def intrinsics_from_fov(height: int, width: int, fov_deg: float, dtype=torch.float32) -> Tensor:
     """K (3, 3) for an image of (height, width) px whose larger side spans fov_deg degrees;
-    principal point at the image centre."""
+    principal point at the image centre. ValueError unless 0 < fov_deg < 180 and the size
+    is positive."""
+    _check_size(height, width)
+    if not (math.isfinite(fov_deg) and 0.0 < fov_deg < 180.0):
+        raise ValueError(f"field of view must be between 0 and 180 degrees (exclusive), got {fov_deg}")
     f = 0.5 * max(height, width) / math.tan(math.radians(fov_deg) / 2)
     return torch.tensor(
         [[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]], dtype=dtype
@@ -44,14 +54,44 @@ DEFAULT_FOV_DEG = 55.0
 def default_intrinsics(height: int, width: int, focal: float | None = None, fov_deg: float | None = None,
                        dtype=torch.float32) -> Tensor:
     """K (3, 3): from a focal length in pixels if given, else from a field of view
-    (default DEFAULT_FOV_DEG over the larger side)."""
+    (default DEFAULT_FOV_DEG over the larger side). ValueError for a focal length that is
+    not a positive finite number, a field of view outside (0, 180) or a non-positive size."""
     if focal is not None:
-        if focal <= 0:
-            raise ValueError(f"focal length must be positive, got {focal}")
+        _check_size(height, width)
+        if not (math.isfinite(focal) and focal > 0):
+            raise ValueError(f"focal length must be a positive number of pixels, got {focal}")
         return torch.tensor(
             [[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]], dtype=dtype
         )
     return intrinsics_from_fov(height, width, fov_deg if fov_deg is not None else DEFAULT_FOV_DEG, dtype)
+
+
+def intrinsics_problem(K) -> str | None:
+    """Why K cannot be a pinhole camera's intrinsics, or None when it can.
+
+    K: (3, 3) pixels, numpy or torch. A camera matrix is [[fx, s, cx], [0, fy, cy],
+    [0, 0, 1]] with finite entries and fx, fy > 0 (so never singular); ``project`` reads it
+    that way. The answer is one short phrase (e.g. "all zeros", "focal lengths must be
+    positive, got fx=-500, fy=-500") for a message about the file it came from."""
+    if isinstance(K, Tensor):
+        K = K.detach().cpu().numpy()
+    try:
+        K = np.asarray(K, dtype=np.float64)
+    except (TypeError, ValueError):
+        return "not numbers"
+    if K.shape != (3, 3):
+        return f"expected shape (3, 3), got {K.shape}"
+    if not np.isfinite(K).all():
+        return "contains NaN or infinity"
+    if not K.any():
+        return "all zeros"
+    fx, fy = float(K[0, 0]), float(K[1, 1])
+    if not (fx > 0 and fy > 0):
+        return f"focal lengths must be positive, got fx={fx:g}, fy={fy:g}"
+    scale = max(1.0, float(np.abs(K).max()))
+    if abs(K[1, 0]) > 1e-6 * scale or np.abs(K[2] - (0.0, 0.0, 1.0)).max() > 1e-6:
+        return "not of the form [[fx, s, cx], [0, fy, cy], [0, 0, 1]] (singular or not a pinhole camera)"
+    return None
 
 
 def crop_to_full_translation(cam_crop: Tensor, bbox_center: Tensor, bbox_size: Tensor, K: Tensor,
