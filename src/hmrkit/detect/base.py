@@ -6,19 +6,27 @@ import abc
 
 import numpy as np
 
+from hmrkit.errors import InputError
+from hmrkit.io.images import detector_size_problem
 from hmrkit.types import Evidence
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
-    """Validate a detector input: RGB uint8 (H, W, 3); returns it C-contiguous."""
+    """Validate a detector input: RGB uint8 (H, W, 3); returns it C-contiguous.
+
+    ValueError for another dtype or shape (a caller's mistake); InputError (one line, no
+    file name: the caller knows it, see ``hmrkit.io.check_detector_size``) for an image too
+    small or too thin for the person detector: under ``MIN_DETECTOR_SIDE_PX`` a side or
+    beyond ``MAX_DETECTOR_ASPECT``:1 (``hmrkit.io.images``)."""
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(
             f"detector input: expected an RGB uint8 image of shape (H, W, 3), "
             f"got {image.dtype} {tuple(image.shape)}; convert it first (hmrkit.io reads images as RGB uint8)"
         )
-    if image.shape[0] < 2 or image.shape[1] < 2:
-        raise ValueError(f"detector input: image too small, got shape {tuple(image.shape)}")
+    why = detector_size_problem(image.shape[0], image.shape[1])
+    if why is not None:
+        raise InputError(None, why)
     return np.ascontiguousarray(image)
 
 

@@ -27,6 +27,39 @@ _PIL_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "DIB", "TIFF"}
 _EXIF_IFD = 0x8769
 _FOCAL_35MM = 0xA405
 
+# The person detector's floor on image size. MediaPipe itself runs on anything from 2 px a
+# side, but it sees the whole picture scaled into a square (and only images at least 160 px
+# on the short side are also searched tile by tile): below 8 px a side no person fits (the
+# pipeline needs a person at least 24 px tall), and in a strip thinner than 1:32 a person
+# spanning its short side is a few pixels in the detector's input. Such images get an
+# InputError instead of a search that cannot succeed.
+MIN_DETECTOR_SIDE_PX = 8
+MAX_DETECTOR_ASPECT = 32
+
+
+def detector_size_problem(height: int, width: int) -> str | None:
+    """Why an image of (height, width) px is too small or too thin for the person detector
+    (``MIN_DETECTOR_SIDE_PX``, ``MAX_DETECTOR_ASPECT``), as one line saying what to do, or
+    None when its size is fine."""
+    h, w = int(height), int(width)
+    short, long = min(h, w), max(h, w)
+    if short < MIN_DETECTOR_SIDE_PX:
+        word = "thin" if long > MAX_DETECTOR_ASPECT * short else "small"
+        return (f"image too {word} for the person detector ({w}x{h} px; each side needs at least "
+                f"{MIN_DETECTOR_SIDE_PX} px); use the original, larger image")
+    if long > MAX_DETECTOR_ASPECT * short:
+        return (f"image too thin for the person detector ({w}x{h} px, beyond {MAX_DETECTOR_ASPECT}:1); "
+                f"crop it to the part with the person")
+    return None
+
+
+def check_detector_size(path, height: int, width: int) -> None:
+    """InputError naming ``path`` when an image of (height, width) px is too small or too
+    thin for the person detector (see ``detector_size_problem``)."""
+    why = detector_size_problem(height, width)
+    if why is not None:
+        raise InputError(path, why)
+
 
 def classify(path) -> str:
     """``"image"``, ``"video"`` or ``"keypoints"`` from the file's suffix (case-insensitive).
@@ -184,14 +217,15 @@ def _open(path: Path):
     return img
 
 
-def read_image(path) -> np.ndarray:
+def read_image(path, for_detector: bool = False) -> np.ndarray:
     """The image at ``path`` as RGB uint8 (H, W, 3), upright.
 
     Formats: jpg, png (8 or 16 bit; gray, gray+alpha, palette, RGB, RGBA), webp, bmp,
     tiff. EXIF orientation is applied; alpha is composited over white; 16-bit samples are
     scaled to 8 bit. The first frame is read from multi-frame files. Any failure
     (missing, empty, not an image, truncated or corrupt, unsupported format, zero size)
-    raises InputError with one line naming the file."""
+    raises InputError with one line naming the file. With ``for_detector``, so does an
+    image too small or too thin for the person detector (``check_detector_size``)."""
     from PIL import ImageOps
 
     path = Path(path)
@@ -204,6 +238,8 @@ def read_image(path) -> np.ndarray:
             log.warning("%s: ignoring unreadable EXIF orientation (%s)", path, e)
         if img.width == 0 or img.height == 0:
             raise InputError(path, f"image has zero size ({img.width}x{img.height})")
+        if for_detector:
+            check_detector_size(path, img.height, img.width)
         arr = _to_rgb_uint8(img)
     finally:
         img.close()
