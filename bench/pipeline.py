@@ -1,11 +1,12 @@
 """Speed, people found and 2D accuracy of ``hmrkit run`` on the shared samples.
 
     python bench/pipeline.py [--method spin+fit] [--out /tmp/hmrkit_bench] [--frames 40]
-                             [--videos-only] [--no-overlay] [--resize 960] [--threads 2]
+                             [--videos-only] [--no-overlay] [--vf FILTER --tag NAME] [--threads 2]
 
 Images: every photo in ``../shared/samples/images``. Videos: the first ``--frames``
-frames of each file in ``../shared/samples/videos`` (``--resize H``: re-encoded first to
-H px high, e.g. 960 for 720x960 frames). Each input is one ``hmrkit.pipeline.process_input``
+frames of each file in ``../shared/samples/videos`` (``--vf``: re-encoded first through an
+ffmpeg filter, e.g. ``crop=720:960:360:360`` for a 720x960 cut of two_people.mp4 with one
+person in view, ``crop=1080:1440:0:120,scale=720:960`` for both). Each input is one ``hmrkit.pipeline.process_input``
 call on models loaded once (``Models``, outside the timings); the image detector is warmed
 up on the first photo first, so its one-off graph set-up is not charged to any photo.
 
@@ -71,16 +72,15 @@ def fmt(x, nd=2):
     return "–" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{nd}f}"
 
 
-def _resized(path: Path, height: int, frames: int, folder: Path) -> Path:
-    """The first ``frames`` frames of a video re-encoded ``height`` px high (ffmpeg)."""
+def _filtered(path: Path, vf: str, tag: str, frames: int, folder: Path) -> Path:
+    """The first ``frames`` frames of a video re-encoded through the ffmpeg filter ``vf``."""
     import subprocess
 
     import imageio_ffmpeg
 
-    out = folder / f"{path.stem}_{height}p.mp4"
-    if not out.exists():
-        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(path),
-                        "-frames:v", str(frames), "-vf", f"scale=-2:{height}", "-an", str(out)], check=True)
+    out = folder / f"{path.stem}_{tag}.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(path),
+                    "-frames:v", str(frames), "-vf", vf, "-an", "-crf", "18", str(out)], check=True)
     return out
 
 
@@ -94,7 +94,8 @@ def main(argv=None) -> int:
     parser.add_argument("--videos-only", action="store_true", help="skip the photos")
     parser.add_argument("--only", nargs="*", default=None, help="only these file names")
     parser.add_argument("--no-overlay", action="store_true", help="no overlay pictures / videos")
-    parser.add_argument("--resize", type=int, default=None, help="videos re-encoded this many px high first")
+    parser.add_argument("--vf", default=None, help="videos re-encoded through this ffmpeg filter first")
+    parser.add_argument("--tag", default="vf", help="suffix of the re-encoded videos' names")
     parser.add_argument("--fit-iters", type=int, default=None, help="fitting budget (default: the fitter's)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
@@ -115,8 +116,8 @@ def main(argv=None) -> int:
     if args.only:
         images = [p for p in images if p.name in args.only]
         videos = [p for p in videos if p.name in args.only]
-    if args.resize:
-        videos = [_resized(p, args.resize, args.frames, out) for p in videos]
+    if args.vf:
+        videos = [_filtered(p, args.vf, args.tag, args.frames, out) for p in videos]
 
     config = RunConfig(out_dir=out, method=args.method, max_frames=args.frames, fit_iters=args.fit_iters,
                        overlay=not args.no_overlay)

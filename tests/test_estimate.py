@@ -204,3 +204,22 @@ def test_observation_from_arrays_requires_image_size(scenes):
         observation_from_arrays(kp, "mediapipe33", sc.K)
     obs = observation_from_arrays(kp, "mediapipe33", sc.K, image_size=sc.image_size)
     assert (obs.bbox[:, 2] > obs.bbox[:, 0]).all() and (obs.bbox[:, 3] > obs.bbox[:, 1]).all()
+
+
+def test_estimators_declare_the_evidence_they_read(anny_body):
+    """The pipeline asks the detector only for what the estimator reads: spin reads the
+    body (and world landmarks), the fit also hands and face, spin+fit both."""
+    from hmrkit.estimate import EVIDENCE, evidence_used
+
+    assert evidence_used(build("spin", anny_body)) == {"body", "body3d"}
+    assert evidence_used(build("fit", anny_body, FAST)) == {"body", "body3d", "hands", "face"}
+    assert evidence_used(build("spin+fit", anny_body, FAST)) == {"body", "body3d", "hands", "face"}
+    assert evidence_used(object()) == EVIDENCE  # an estimator that does not say gets everything
+
+
+def test_spin_reads_only_what_it_declares(anny_body, scenes):
+    """Dropping what spin does not declare (hands, face, mask) changes nothing."""
+    obs = _obs(scenes)
+    full = Observation(**{**obs.__dict__, "hands": torch.rand(3, 2, 21, 3) * 100, "face": torch.rand(3, 41, 3) * 100})
+    spin = build("spin", anny_body)
+    assert torch.equal(spin.predict(full).params.pose, spin.predict(obs).params.pose)

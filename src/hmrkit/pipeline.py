@@ -174,9 +174,11 @@ class Models:
         self._detectors: dict = {}
 
     def detector(self, video: bool):
+        from hmrkit.estimate import evidence_used
+
         key = "video" if video else "image"
         if key not in self._detectors:
-            self._detectors[key] = make_detector(video=video)
+            self._detectors[key] = make_detector(video=video, evidence=evidence_used(self.estimator))
         det = self._detectors[key]
         if video:
             det.reset()
@@ -188,11 +190,14 @@ class Models:
         self._detectors.clear()
 
 
-def make_detector(video: bool):
-    """The person detector of ``hmrkit run``: every person, with body, hands and face."""
+def make_detector(video: bool, evidence: frozenset = frozenset({"body", "body3d", "hands", "face", "mask"})):
+    """The person detector of ``hmrkit run``: every person, with the hands, face and mask
+    when the estimator reads them (``evidence``, see ``hmrkit.estimate.evidence_used``)."""
     from hmrkit.detect.multi import MultiPersonConfig, MultiPersonDetector
 
-    return MultiPersonDetector(MultiPersonConfig(static_image_mode=not video))
+    parts = "hands" in evidence or "face" in evidence
+    return MultiPersonDetector(MultiPersonConfig(static_image_mode=not video, hands_face=parts,
+                                                 video_hands_face=parts, enable_segmentation="mask" in evidence))
 
 
 def _to_device(estimator, device) -> None:

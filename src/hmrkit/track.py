@@ -131,6 +131,8 @@ class Tracker:
     """
 
     def __init__(self, config: TrackerConfig | None = None):
+        import scipy.optimize  # noqa: F401  (imported once here, not inside the first frame's update)
+
         self.config = config if config is not None else TrackerConfig()
         self._tracks: list[Track] = []
         self._next_id = 0

@@ -23,6 +23,7 @@ class FitEstimator:
     """``fit``: SMPLify-style fitting from the mean body, or from ``init`` when given."""
 
     name = "fit"
+    evidence = frozenset({"body", "body3d", "hands", "face"})  # fingers and expression from hands and face
 
     def __init__(self, body, config: FitConfig = FitConfig(), window_size: int = WINDOW):
         self.body = body

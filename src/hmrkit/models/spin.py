@@ -112,6 +112,7 @@ class SpinEstimator:
     ``spin+fit`` is ``hmrkit.estimate.Refined(SpinEstimator, FitEstimator)``)."""
 
     name = "spin"
+    evidence = frozenset({"body", "body3d"})  # the body keypoints and world landmarks; no hands, face, mask
 
     def __init__(self, body, config: SpinConfig = SpinConfig()):
         self.body = body
@@ -134,18 +135,18 @@ class SpinEstimator:
 
     @torch.no_grad()
     def predict(self, obs: Observation, init: BodyParams | None = None) -> Prediction:
-        """obs (B,) -> Prediction (B,); ``init`` is not used (the regressor starts from the mean)."""
+        """obs (B,) -> Prediction (B,); ``init`` is not used (the regressor starts from the mean).
+        No mesh is built (``output`` None): the 2D error needs only keypoints."""
         obs = obs.flatten()
         timings: dict = {}
         with Timer(timings, "regress"):
             inputs = self.crop_inputs(obs)
             feats, head = self.model.encode(inputs)
             params = self.model.params(self.body, inputs, head)
-            out = self.body(params)
         kp, _ = to_input_convention(obs.body.to(params.transl.dtype), obs.body_convention)
         err = body_px_error(self.body, params, replace(obs, body=kp, body_convention=INPUT_CONVENTION, body3d=None),
-                            self.config.min_confidence, output=out)
+                            self.config.min_confidence)
         valid = (kp[..., 2] >= self.config.min_confidence).sum(-1) >= self.config.min_keypoints
         err = torch.where(valid, err, torch.full_like(err, float("nan")))
         return Prediction(params=params, camera=Camera(K=inputs.K), valid=valid, px_error=err, method=self.name,
-                          output=out, features=feats, timings=timings)
+                          features=feats, timings=timings)
