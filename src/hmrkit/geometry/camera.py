@@ -90,7 +90,7 @@ def intrinsics_problem(K) -> str | None:
         return f"focal lengths must be positive, got fx={fx:g}, fy={fy:g}"
     scale = max(1.0, float(np.abs(K).max()))
     if abs(K[1, 0]) > 1e-6 * scale or np.abs(K[2] - (0.0, 0.0, 1.0)).max() > 1e-6:
-        return "not of the form [[fx, s, cx], [0, fy, cy], [0, 0, 1]] (singular or not a pinhole camera)"
+        return "singular or not of the form [[fx, s, cx], [0, fy, cy], [0, 0, 1]]"
     return None
 
 
