@@ -5,6 +5,20 @@ a ``KeypointSequence``: T frames, each a list of ``Evidence`` (one per person). 
 problem with the input raises ``hmrkit.errors.InputError`` whose message names the file;
 a file that parses but holds nobody raises ``NoPersonError`` (a subclass).
 See docs/evidence_format.md.
+
+What counts as a keypoint and a person (every reader):
+- a keypoint with a NaN or infinite value (x, y or confidence; JSON null too) is missing,
+  as is one whose x or y lies beyond ``MAX_COORDINATE_PX`` (not a pixel of any image; a
+  warning counts them);
+- a person with no keypoint left, or whose every keypoint lies outside its image, is
+  dropped (a warning counts those outside); a file with nobody left is a NoPersonError
+  that says why;
+- without an image size in the file (COCO results, OpenPose) the keypoints' extent is
+  used, with a warning; an extent beyond ``MAX_GUESSED_SIZE_PX`` is refused (the
+  coordinates are then not pixels of a photo: pass the image size);
+- image sizes in a file must lie in [1, MAX_COORDINATE_PX] px; an npz's cam_K must be a
+  camera matrix (``hmrkit.geometry.camera.intrinsics_problem``); JSON nested too deep and
+  npz archives that unpack to more than ``MAX_NPZ_BYTES`` are refused.
 """
 
 from __future__ import annotations
@@ -15,6 +29,7 @@ import json
 import math
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +39,7 @@ from hmrkit import conventions
 from hmrkit.conventions import FACE, HAND21, HOLISTIC, MEDIAPIPE33, OPENPOSE25
 from hmrkit.detect.base import bbox_from_keypoints
 from hmrkit.errors import InputError, NoPersonError
+from hmrkit.geometry.camera import DEFAULT_FOV_DEG, intrinsics_problem
 from hmrkit.io.atomic import atomic_write
 from hmrkit.types import Evidence
 
@@ -77,6 +93,27 @@ class KeypointSequence:
 
 # --------------------------------------------------------------------------- helpers
 
+MAX_COORDINATE_PX = 1e6  # |x| or |y| beyond this is no pixel of any image: the keypoint is missing
+MAX_GUESSED_SIZE_PX = 20000  # an image size guessed from the keypoints beyond this is refused
+MAX_NPZ_BYTES = 1 << 30  # an evidence npz whose arrays unpack to more than this is refused
+
+
+def _short(value, n: int = 40) -> str:
+    """repr(value), cut to n characters: user values quoted in a one-line message."""
+    r = repr(value)
+    return r if len(r) <= n else r[:n] + "..."
+
+
+def _finite_number(value) -> float | None:
+    """A JSON number as a finite float, or None (not a number, NaN, infinite, too large)."""
+    if not isinstance(value, (int, float)):
+        return None
+    try:
+        v = float(value)
+    except OverflowError:
+        return None
+    return v if math.isfinite(v) else None
+
 
 def _load_json(path: Path):
     try:
@@ -91,11 +128,17 @@ def _load_json(path: Path):
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(path, f"invalid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    except RecursionError:
+        raise InputError(path, "JSON nested too deep to read (about a thousand levels or more); COCO and "
+                               "OpenPose keypoint files nest a few levels") from None
+    except ValueError as e:  # e.g. an integer of more digits than Python converts
+        raise InputError(path, f"invalid JSON ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
 
 
-def _floats(path, values, n: int, what: str, allow_empty: bool = False) -> np.ndarray | None:
+def _floats(path, values, n: int, what: str, allow_empty: bool = False, finite: bool = True) -> np.ndarray | None:
     """A JSON list of n numbers -> (n,) float64. With allow_empty, an absent key or an
-    empty list gives None (OpenPose writes [] for parts it did not run)."""
+    empty list gives None (OpenPose writes [] for parts it did not run). With finite=False,
+    NaN, infinities and nulls are kept as NaN / inf (keypoints: they become missing)."""
     if allow_empty and (values is None or values == []):
         return None
     if values is None:
@@ -106,9 +149,9 @@ def _floats(path, values, n: int, what: str, allow_empty: bool = False) -> np.nd
         raise InputError(path, f"{what}: expected {n} numbers, got {len(values)}")
     try:
         arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError(path, f"{what}: expected {n} numbers, found a non-number") from None
-    if arr.shape != (n,) or not np.isfinite(arr).all():
+    if arr.shape != (n,) or (finite and not np.isfinite(arr).all()):
         raise InputError(path, f"{what}: expected {n} finite numbers")
     return arr
 
@@ -125,19 +168,71 @@ def _check_image_size(image_size) -> tuple | None:
     return (h, w)
 
 
+def _usable(kp) -> np.ndarray:
+    """(K, 3) x, y, confidence -> a float32 copy (Evidence's) in which a keypoint with a
+    non-finite value or a coordinate beyond MAX_COORDINATE_PX is missing; confidences
+    clipped to [0, 1]; missing keypoints (confidence 0, also after rounding to float32) are
+    zeros."""
+    kp = np.array(kp, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(kp).all(1) | (np.abs(kp[:, :2]) > MAX_COORDINATE_PX).any(1)
+    kp[bad] = 0.0
+    kp[:, 2] = np.clip(kp[:, 2], 0.0, 1.0)
+    kp = kp.astype(np.float32)
+    kp[kp[:, 2] <= 0] = 0.0
+    return kp
+
+
+def _counts(raw_frames) -> tuple:
+    """(keypoints with a NaN / infinite value, keypoints given with confidence > 0 at a
+    coordinate beyond MAX_COORDINATE_PX) in raw frames of (kp, box)."""
+    nonfinite = far = 0
+    for people in raw_frames:
+        for kp, _ in people:
+            kp = np.asarray(kp, dtype=np.float64)
+            fin = np.isfinite(kp).all(1)
+            nonfinite += int((~fin).sum())
+            with np.errstate(invalid="ignore"):
+                far += int((fin & (kp[:, 2] > 0) & (np.abs(kp[:, :2]) > MAX_COORDINATE_PX).any(1)).sum())
+    return nonfinite, far
+
+
+def _nobody(raw_frames) -> str:
+    """Why no keypoint is usable, for a NoPersonError."""
+    nonfinite, far = _counts(raw_frames)
+    if far:
+        return (f"no usable keypoint: {far} lie beyond {MAX_COORDINATE_PX:,.0f} px (not pixel coordinates of "
+                f"any image) and no other has confidence > 0")
+    why = "no person with a keypoint of confidence > 0 in the file"
+    return why + (f" ({nonfinite} keypoint(s) NaN or infinite, counted as missing)" if nonfinite else "")
+
+
 def _guess_image_size(path, frames) -> tuple:
-    """(H, W) covering every confident keypoint, with a warning."""
+    """(H, W) covering every usable confident keypoint (``_usable``) at x, y >= 0, with a
+    warning. NoPersonError when there is none; InputError when that size exceeds
+    MAX_GUESSED_SIZE_PX (such coordinates are not pixels of a photo)."""
     xs, ys = [], []
+    confident = False
     for people in frames:
         for kp, _ in people:
+            kp = _usable(kp)
             ok = kp[:, 2] > 0
+            confident = confident or bool(ok.any())
+            ok &= (kp[:, 0] >= 0) & (kp[:, 1] >= 0)
             xs.append(kp[ok, 0])
             ys.append(kp[ok, 1])
     x = np.concatenate(xs) if xs else np.zeros(0)
     y = np.concatenate(ys) if ys else np.zeros(0)
     if len(x) == 0:
-        raise NoPersonError(path, "no keypoint with confidence > 0 in the file")
-    size = (max(1, math.ceil(float(y.max())) + 1), max(1, math.ceil(float(x.max())) + 1))
+        if confident:
+            raise NoPersonError(path, "every keypoint has a negative x or y, outside any image (pixel "
+                                      "coordinates start at 0); check the coordinates")
+        raise NoPersonError(path, _nobody(frames))
+    size = (math.ceil(float(y.max())) + 1, math.ceil(float(x.max())) + 1)
+    if max(size) > MAX_GUESSED_SIZE_PX:
+        raise InputError(path, f"the file gives no image size and its keypoints reach x = {x.max():.0f}, "
+                               f"y = {y.max():.0f} px, beyond any photo ({MAX_GUESSED_SIZE_PX} px): check the "
+                               f"coordinates, or pass the image size (image_size=(H, W), or an hmrkit evidence .npz)")
     warnings.warn(
         f"{path}: the file gives no image size; using (H, W) = {size} from the keypoints' extent "
         f"(pass image_size=(H, W) for the true size)",
@@ -148,17 +243,27 @@ def _guess_image_size(path, frames) -> tuple:
 
 def _build(path, raw_frames, sizes, convention: str, source: str, frame_ids, cam_K=None, fps=None) -> KeypointSequence:
     """raw_frames: T lists of (kp (K, 3) float64, extra box xyxy or None); sizes: T (H, W).
-    Drops people without a confident keypoint; raises NoPersonError if nobody is left."""
+    Keypoints become ``_usable``; drops people without a confident keypoint and people
+    whose every confident keypoint lies outside their image (a warning counts them);
+    raises NoPersonError, saying why, if nobody is left."""
     frames = []
-    found = 0
+    found = outside = 0
+    outside_size = None
     for people, size in zip(raw_frames, sizes):
+        h, w = int(size[0]), int(size[1])
         out = []
         for kp, box in people:
-            kp = kp.astype(np.float32)
-            kp[:, 2] = np.clip(kp[:, 2], 0.0, 1.0)
-            kp[kp[:, 2] <= 0] = 0.0
-            if not (kp[:, 2] > 0).any():
+            kp = _usable(kp)
+            ok = kp[:, 2] > 0
+            if not ok.any():
                 continue
+            x, y = kp[ok, 0], kp[ok, 1]
+            if not ((x >= 0) & (x <= w) & (y >= 0) & (y <= h)).any():
+                outside += 1
+                outside_size = outside_size or (h, w)
+                continue
+            if box is not None and not (np.isfinite(box).all() and (np.abs(box) <= MAX_COORDINATE_PX).all()):
+                box = None
             out.append(
                 Evidence(
                     image_size=(int(size[0]), int(size[1])),
@@ -171,7 +276,18 @@ def _build(path, raw_frames, sizes, convention: str, source: str, frame_ids, cam
         found += len(out)
         frames.append(out)
     if found == 0:
-        raise NoPersonError(path, "no person with a keypoint of confidence > 0 in the file")
+        if outside:
+            raise NoPersonError(path, f"no person in the image: every keypoint of the {outside} person(s) lies "
+                                      f"outside the image (H, W) = {outside_size}; check the coordinates and "
+                                      f"the image size")
+        raise NoPersonError(path, _nobody(raw_frames))
+    far = _counts(raw_frames)[1]
+    if far:
+        warnings.warn(f"{path}: {far} keypoint(s) beyond {MAX_COORDINATE_PX:,.0f} px (not pixel coordinates) "
+                      f"treated as missing", stacklevel=3)
+    if outside:
+        warnings.warn(f"{path}: {outside} person(s) dropped: every keypoint outside the image "
+                      f"(H, W) = {outside_size}", stacklevel=3)
     return KeypointSequence(frames=frames, cam_K=cam_K, fps=fps, source=source, convention=convention,
                             frame_ids=tuple(frame_ids))
 
@@ -184,7 +300,7 @@ _COCO_K = len(conventions.COCO17)
 def _coco_entry(path, entry, what: str) -> np.ndarray:
     if not isinstance(entry, dict):
         raise InputError(path, f"{what}: expected an object, got {type(entry).__name__}")
-    kp = _floats(path, entry.get("keypoints"), 3 * _COCO_K, f"{what} keypoints (COCO-17 x, y, v)")
+    kp = _floats(path, entry.get("keypoints"), 3 * _COCO_K, f"{what} keypoints (COCO-17 x, y, v)", finite=False)
     return kp.reshape(_COCO_K, 3)
 
 
@@ -192,7 +308,7 @@ def _coco_xywh(path, entry, what: str) -> np.ndarray | None:
     box = entry.get("bbox")
     if box is None:
         return None
-    b = _floats(path, box, 4, f"{what} bbox (x, y, w, h)")
+    b = _floats(path, box, 4, f"{what} bbox (x, y, w, h)", finite=False)  # a non-finite box is ignored
     return np.array([b[0], b[1], b[0] + b[2], b[1] + b[3]])
 
 
@@ -215,14 +331,16 @@ def read_coco_results(path, data=None, image_size=None) -> KeypointSequence:
     for i, entry in enumerate(data):
         kp = _coco_entry(path, entry, f"entry {i}")
         if not isinstance(entry.get("image_id"), (int, str)):
-            raise InputError(path, f"entry {i}: image_id must be an integer or a string, got {entry.get('image_id')!r}")
+            raise InputError(path, f"entry {i}: image_id must be an integer or a string, "
+                                   f"got {_short(entry.get('image_id'))}")
         v = kp[:, 2].copy()
-        if ((v >= 0) & (v <= 1)).all():
-            conf = v
+        finite_v = v[np.isfinite(v)]
+        if ((finite_v >= 0) & (finite_v <= 1)).all():
+            conf = v  # NaN: missing
         else:
-            score = entry.get("score", 1.0)
-            if not isinstance(score, (int, float)) or not math.isfinite(score):
-                raise InputError(path, f"entry {i}: score must be a number, got {score!r}")
+            score = _finite_number(entry.get("score", 1.0))
+            if score is None:
+                raise InputError(path, f"entry {i}: score must be a number, got {_short(entry.get('score'))}")
             conf = np.where(v > 0, float(np.clip(score, 0.0, 1.0)), 0.0)
         kp[:, 2] = conf
         groups.setdefault(entry["image_id"], []).append((kp, _coco_xywh(path, entry, f"entry {i}")))
@@ -252,9 +370,12 @@ def read_coco_annotations(path, data=None) -> KeypointSequence:
     for i, im in enumerate(images):
         if not isinstance(im, dict) or "id" not in im:
             raise InputError(path, f"images[{i}]: expected an object with id, width, height")
-        w, h = im.get("width"), im.get("height")
-        if not isinstance(w, (int, float)) or not isinstance(h, (int, float)) or w <= 0 or h <= 0:
-            raise InputError(path, f"images[{i}]: width and height must be positive numbers, got {w!r}, {h!r}")
+        if not isinstance(im["id"], (int, float, str)):
+            raise InputError(path, f"images[{i}]: id must be a number or a string, got {_short(im['id'])}")
+        w, h = _finite_number(im.get("width")), _finite_number(im.get("height"))
+        if w is None or h is None or not (1 <= w <= MAX_COORDINATE_PX and 1 <= h <= MAX_COORDINATE_PX):
+            raise InputError(path, f"images[{i}]: width and height must be numbers of pixels from 1 to "
+                                   f"{MAX_COORDINATE_PX:,.0f}, got {_short(im.get('width'))}, {_short(im.get('height'))}")
         index[im["id"]] = i
         sizes.append((int(h), int(w)))
         ids.append(im.get("file_name", im["id"]))
@@ -263,8 +384,8 @@ def read_coco_annotations(path, data=None) -> KeypointSequence:
         kp = _coco_entry(path, ann, f"annotations[{i}]")
         if ann.get("iscrowd", 0):
             continue
-        if ann.get("image_id") not in index:
-            raise InputError(path, f"annotations[{i}]: image_id {ann.get('image_id')!r} is not in \"images\"")
+        if not isinstance(ann.get("image_id"), (int, float, str)) or ann["image_id"] not in index:
+            raise InputError(path, f"annotations[{i}]: image_id {_short(ann.get('image_id'))} is not in \"images\"")
         kp[:, 2] = (kp[:, 2] > 0).astype(np.float64)
         raw[index[ann["image_id"]]].append((kp, _coco_xywh(path, ann, f"annotations[{i}]")))
     return _build(path, raw, sizes, "coco17", f"coco-json:{path.name}", ids)
@@ -361,7 +482,7 @@ def _openpose_frame(path: Path, data=None) -> list:
         parts = []
         for key, n, what in _OPENPOSE_PARTS:
             arr = _floats(path, person.get(key), 3 * n, f"people[{i}].{key} ({what}: {n} x [x, y, c])",
-                          allow_empty=True)
+                          allow_empty=True, finite=False)
             parts.append(None if arr is None else arr.reshape(n, 3))
         if all(p is None for p in parts):
             raise InputError(path, f"people[{i}]: no pose_keypoints_2d, hand or face keypoints")
@@ -435,9 +556,42 @@ def write_evidence_npz(path, keypoints2d, convention: str, image_size, cam_K=Non
     return path
 
 
+def _unpacked_bytes(data: bytes) -> int:
+    """What the members of a zip archive unpack to (their declared sizes, which bound what
+    zipfile reads), or 0 when it is no zip archive (np.load then says what is wrong)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return sum(info.file_size for info in zf.infolist())
+    except Exception:
+        return 0
+
+
+def _show(arr: np.ndarray) -> str:
+    """An array's values for a one-line message, or its shape when it is large."""
+    return _short(arr.tolist()) if arr.size <= 6 else f"an array of shape {arr.shape}"
+
+
+def _check_cam_K(path, cam_K: np.ndarray, T: int) -> None:
+    """InputError naming the file unless cam_K is (T, 3, 3) camera matrices."""
+    if cam_K.shape != (T, 3, 3):
+        raise InputError(path, f"cam_K: expected shape ({T}, 3, 3), got {cam_K.shape}")
+    # each distinct matrix once (a file usually has one for all frames)
+    uniq, inverse = np.unique(cam_K.reshape(T, 9), axis=0, return_inverse=True)
+    bad_u = [i for i, K in enumerate(uniq) if intrinsics_problem(K.reshape(3, 3))]
+    bad = np.flatnonzero(np.isin(inverse.reshape(-1), bad_u))
+    if len(bad):
+        t, n = int(bad[0]), len(bad)
+        why = intrinsics_problem(cam_K[t])
+        frames = f"frame {t}" + (f" and {n - 1} other frame(s)" if n > 1 else "")
+        raise InputError(path, f"cam_K of {frames} is not a camera matrix ({why}); fix it, or write the file "
+                               f"without cam_K (hmrkit then uses --focal, --fov or a {DEFAULT_FOV_DEG:g} degree "
+                               f"field of view)")
+
+
 def read_evidence_npz(path) -> KeypointSequence:
     """Read an hmrkit evidence npz (see ``write_evidence_npz``): keys keypoints2d
-    (T, P, K, 3), convention, image_size (H, W), optional cam_K (T, 3, 3), optional fps."""
+    (T, P, K, 3), convention, image_size (H, W), optional cam_K (T, 3, 3), optional fps.
+    Keypoints with a NaN or infinite value are missing (see the module doc)."""
     path = Path(path)
     try:
         data = path.read_bytes()  # np.load on a path leaks the file when the archive is bad
@@ -445,6 +599,10 @@ def read_evidence_npz(path) -> KeypointSequence:
         raise InputError(path, "no such file") from None
     except OSError as e:
         raise InputError(path, f"cannot read ({e.strerror or e})") from None
+    unpacked = _unpacked_bytes(data)
+    if unpacked > MAX_NPZ_BYTES:
+        raise InputError(path, f"its arrays unpack to {unpacked / 2**30:.1f} GiB, more than keypoints take "
+                               f"(limit {MAX_NPZ_BYTES / 2**30:.0f} GiB); not an hmrkit evidence npz")
     try:
         npz = np.load(io.BytesIO(data), allow_pickle=False)
     except Exception as e:  # zipfile.BadZipFile, ValueError, OSError, EOFError
@@ -457,13 +615,19 @@ def read_evidence_npz(path) -> KeypointSequence:
             raise InputError(path, f"missing arrays {missing}; an hmrkit evidence npz needs keypoints2d, "
                                    f"convention, image_size")
         try:
-            kp = np.asarray(npz["keypoints2d"], dtype=np.float64)
-            convention = str(npz["convention"][()]) if npz["convention"].ndim == 0 else None
-            size = np.asarray(npz["image_size"])
-            cam_K = np.asarray(npz["cam_K"], dtype=np.float64) if "cam_K" in npz.files else None
-            fps = np.asarray(npz["fps"]) if "fps" in npz.files else None
-        except (ValueError, TypeError) as e:
-            raise InputError(path, f"unreadable arrays ({e})") from None
+            arrays = {key: npz[key] for key in ("keypoints2d", "convention", "image_size", "cam_K", "fps")
+                      if key in npz.files}
+        except Exception as e:  # object arrays (pickles), corrupt members (zlib, CRC), bad headers
+            msg = str(e).splitlines()[0] if str(e) else ""
+            raise InputError(path, f"unreadable arrays ({type(e).__name__}: {_short(msg, 120)})") from None
+    for key, arr in arrays.items():
+        if key != "convention" and arr.dtype.kind not in "iuf":
+            raise InputError(path, f"{key}: expected numbers, got an array of dtype {arr.dtype}")
+    kp = np.asarray(arrays["keypoints2d"], dtype=np.float64)
+    convention = str(arrays["convention"][()]) if arrays["convention"].ndim == 0 else None
+    size = np.asarray(arrays["image_size"])
+    cam_K = np.asarray(arrays["cam_K"], dtype=np.float64) if "cam_K" in arrays else None
+    fps = np.asarray(arrays["fps"], dtype=np.float64) if "fps" in arrays else None
     if convention is None:
         raise InputError(path, "convention: expected a single string")
     if convention not in conventions.available():
@@ -473,15 +637,15 @@ def read_evidence_npz(path) -> KeypointSequence:
         raise InputError(path, f"keypoints2d: expected shape (T, P, {k}, 3) for {convention}, got {kp.shape}")
     if kp.shape[0] == 0 or kp.shape[1] == 0:
         raise NoPersonError(path, f"keypoints2d is empty, shape {kp.shape}")
-    if not np.isfinite(kp).all():
-        raise InputError(path, "keypoints2d: contains NaN or inf")
-    if size.shape != (2,) or not np.issubdtype(size.dtype, np.number) or (size <= 0).any():
-        raise InputError(path, f"image_size: expected positive (H, W), got {size.tolist()}")
-    if cam_K is not None and (cam_K.shape != (kp.shape[0], 3, 3) or not np.isfinite(cam_K).all()):
-        raise InputError(path, f"cam_K: expected finite shape ({kp.shape[0]}, 3, 3), got {cam_K.shape}")
+    if (size.shape != (2,) or not np.isfinite(size.astype(np.float64)).all() or (size < 1).any()
+            or (size > MAX_COORDINATE_PX).any()):
+        raise InputError(path, f"image_size: expected (H, W) in pixels, each from 1 to {MAX_COORDINATE_PX:,.0f}, "
+                               f"got {_show(size)}")
+    if cam_K is not None:
+        _check_cam_K(path, cam_K, kp.shape[0])
     if fps is not None:
-        if fps.shape != () or not np.issubdtype(fps.dtype, np.number) or not float(fps) > 0:
-            raise InputError(path, f"fps: expected a positive number, got {fps.tolist()!r}")
+        if fps.shape != () or not (np.isfinite(fps) and fps > 0):
+            raise InputError(path, f"fps: expected a positive number, got {_show(fps)}")
         fps = float(fps)
     hw = (int(size[0]), int(size[1]))
     raw = [[(kp[t, p], None) for p in range(kp.shape[1])] for t in range(kp.shape[0])]
