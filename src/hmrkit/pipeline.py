@@ -504,7 +504,7 @@ class _Job:
 
     def _overlay_frames(self, writer, path, fps, frames, results):
         from hmrkit.io import VideoWriter
-        from hmrkit.render import person_colors, render_overlay
+        from hmrkit.render import label_people, person_colors, render_overlay
 
         t = time.perf_counter()
         faces = self.body.faces.numpy()
@@ -512,8 +512,9 @@ class _Job:
             ok = [r for r in people if r.valid]
             img = frame
             if ok:
-                img = render_overlay(frame, self._vertices([r.params for r in ok]), faces, ok[0].K,
-                                     colors=person_colors([r.track for r in ok]))
+                colors = person_colors([r.track for r in ok])
+                img = render_overlay(frame, self._vertices([r.params for r in ok]), faces, ok[0].K, colors=colors)
+                img = label_people(img, [r.evidence.bbox for r in ok], [r.track for r in ok], colors)
             if writer is None:
                 writer = VideoWriter(path, fps=fps or 10.0, size=img.shape[:2])
             writer.write(img)
