@@ -229,12 +229,9 @@ def test_impossible_camera_flags(flag, words, tmp_path, capfd):
 def test_image_too_small_or_thin_for_the_detector(size, words, tmp_path, capfd):
     img = tmp_path / "strip.png"
     Image.new("RGB", size, (128, 128, 128)).save(img)
-    # the pipeline does not yet name the file for this error (see the xfail below)
-    assert_fails(capfd, tmp_path, img, words, args=(img,), names_file=False)
+    assert_fails(capfd, tmp_path, img, words, args=(img,))
 
 
-@pytest.mark.xfail(strict=True, reason="needs pipeline.run_image to read with read_image(path, for_detector=True) "
-                                       "(or check_detector_size(path, h, w)): check_image has no file name")
 def test_image_too_small_names_the_file(tmp_path, capfd):
     img = tmp_path / "dot.png"
     Image.new("RGB", (1, 1), (128, 128, 128)).save(img)
@@ -271,7 +268,10 @@ def test_a_16_px_thumbnail_of_a_person_is_not_fitted(tmp_path, capfd):
     out = tmp_path / "out"
     code, stdout, err = run_cli(capfd, img, "--out", out, *FAST)
     assert code == 0
-    one_line_error(err, "warning", img, "nobody found")
+    # what the detector saw is reported, not silently dropped; then the verdict
+    assert len(err) == 2, err
+    assert "person(s) found but not estimated (too small, e.g. box" in err[0] and str(img) in err[0]
+    one_line_error(err[1:], "warning", img, "nobody found")
     assert stdout == [f"hmrkit: 1 input(s), 1 frame(s) (1 without a person), 0 people -> {out}/"]
     with np.load(out / "thumb.npz", allow_pickle=False) as z:
         assert z["valid"].size == 0 or not z["valid"].any()

@@ -277,6 +277,21 @@ class _Job:
         self.streams: dict = {}  # track -> a stream estimator's own copy
 
     # ---------------------------------------------------------------- people of a frame
+    def _rejected(self, det, frame: int = 0) -> list:
+        """Report the people the detector found but did not return (too small, mostly
+        outside the image, over its own limit), one warning per reason; returns []."""
+        rejected = getattr(det, "last_rejected", None) or []
+        counts: dict = {}
+        for r in rejected:
+            why = r.reason.replace("_", " ") + (f", e.g. {r.detail}" if r.detail else "")
+            key = r.reason
+            n, first = counts.get(key, (0, why))
+            counts[key] = (n + 1, first)
+        where = f"frame {frame}: " if self.report.kind != "image" else ""
+        for k, why in counts.values():
+            self.report.warnings.append(f"{self.path}: {where}{k} person(s) found but not estimated ({why})")
+        return []
+
     def select(self, people: list, frame: int = 0) -> list:
         """The people of a frame worth estimating, largest first: those that pass
         ``not_a_person`` (the others are reported), then the largest ``max_people``."""
@@ -381,11 +396,12 @@ class _Job:
         from hmrkit.io import read_image
 
         t = time.perf_counter()
-        image = read_image(self.path)
+        image = read_image(self.path, for_detector=True)
         self.report.time("decode", time.perf_counter() - t)
         h, w = image.shape[:2]
         t = time.perf_counter()
-        people = self.select(self.models.detector(video=False).detect(image))
+        det = self.models.detector(video=False)
+        people = self.select(det.detect(image) + self._rejected(det))
         self.report.time("detect", time.perf_counter() - t)
         K = intrinsics(self.config, self.path, h, w)
         self.report.frames = 1
@@ -430,10 +446,13 @@ class _Job:
                     if self.config.max_frames is not None and n >= self.config.max_frames:
                         break
                     if K is None:
+                        from hmrkit.io.images import check_detector_size
+
                         size = frame.shape[:2]
+                        check_detector_size(self.path, *size)
                         K = intrinsics(self.config, None, *size)
                     t = time.perf_counter()
-                    people = self.select(det.detect(frame), n)
+                    people = self.select(det.detect(frame) + self._rejected(det, n), n)
                     self.report.time("detect", time.perf_counter() - t)
                     t = time.perf_counter()
                     tracked = tracker.update(people, n)
