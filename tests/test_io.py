@@ -473,3 +473,18 @@ def test_mesh_exporters_details(tmp_path):
         save_mesh(tmp_path / "x.stl", v, f)
     # y-up conversion is a proper rotation: (x, y, z) -> (x, -y, -z)
     np.testing.assert_array_equal(yup_from_camera(np.array([[1.0, 2.0, 3.0]])), [[1.0, -2.0, -3.0]])
+
+
+def test_video_reader_warnings_logged_or_only_collected(caplog):
+    """A caller that reports the reader's warnings itself (the pipeline) turns logging off,
+    so the user sees each once."""
+    import logging
+
+    for log_it in (True, False):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="hmrkit.io.video"):
+            with VideoReader(data_path("videos", "vtest_20f.avi"), log_warnings=log_it) as r:
+                r._warn("a problem")
+                r._warn("a problem")
+        assert r.warnings == ["a problem"]
+        assert len([rec for rec in caplog.records if "a problem" in rec.getMessage()]) == (1 if log_it else 0)

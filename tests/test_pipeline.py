@@ -728,3 +728,4 @@ def test_impossible_options_are_one_line(args, words, code, tmp_path, capfd):
     assert got == code
     one_line_error(err, words)
     assert not (out / "lunge_pexels.npz").exists()
+

@@ -419,7 +419,7 @@ class _Job:
         from hmrkit.io import VideoReader
         from hmrkit.track import Tracker
 
-        reader = VideoReader(self.path)
+        reader = VideoReader(self.path, log_warnings=False)  # its warnings go to the report
         writer = None
         overlay_path = self.config.out_dir / f"{self.name}_overlay.mp4"
         tracker = Tracker()

@@ -93,7 +93,7 @@ def expand_inputs(paths, recursive: bool = False, skipped: list | None = None) -
     recursive: also descend into sub-folders.
     skipped: when a list is given, ``(path, reason)`` is appended for every file inside a
         folder that is not processed (unsupported type, sub-folder when not recursive);
-        each is also logged as a warning. Hidden files (``.name``) are ignored.
+        otherwise each is logged as a warning. Hidden files (``.name``) are ignored.
     A missing path, or a file given by name whose type is unsupported, raises InputError:
     the user asked for it explicitly."""
     if isinstance(paths, (str, Path)):
@@ -108,9 +108,10 @@ def expand_inputs(paths, recursive: bool = False, skipped: list | None = None) -
             out.append(p)
 
     def report(p: Path, reason: str):
-        log.warning("%s: skipped (%s)", p, reason)
-        if skipped is not None:
+        if skipped is not None:  # the caller reports them
             skipped.append((p, reason))
+        else:
+            log.warning("%s: skipped (%s)", p, reason)
 
     def walk(folder: Path):
         try:

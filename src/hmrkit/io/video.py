@@ -52,9 +52,10 @@ class VideoReader:
     An empty file, a file ffmpeg cannot read, or a video without frames raises InputError.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, log_warnings: bool = True):
         self.path = Path(path)
         self.warnings: list[str] = []
+        self.log_warnings = log_warnings  # False: only collect them in ``warnings`` (the caller reports them)
         if not self.path.exists():
             raise InputError(self.path, "no such file")
         if self.path.is_dir():
@@ -102,7 +103,8 @@ class VideoReader:
     def _warn(self, message: str):
         if message not in self.warnings:
             self.warnings.append(message)
-            log.warning("%s: %s", self.path, message)
+            if self.log_warnings:
+                log.warning("%s: %s", self.path, message)
 
     @property
     def height(self) -> int:
