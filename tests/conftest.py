@@ -24,6 +24,25 @@ def data_path(*parts) -> Path:
     return p
 
 
+# native log lines that must never reach a user (the CLI filters them)
+NOISE = ("XNNPACK", "absl::", "W0000", "inference_feedback_manager", "Warp CUDA", "Warp 1.")
+
+
+def run_cli(capfd, *args):
+    """hmrkit run ARGS in-process -> (exit code, stdout lines, stderr lines); fails when
+    native log noise reaches the user."""
+    from hmrkit.cli import main
+
+    capfd.readouterr()
+    code = main(["run", *map(str, args)])
+    cap = capfd.readouterr()
+    out = [ln for ln in cap.out.splitlines() if ln.strip()]
+    err = [ln for ln in cap.err.splitlines() if ln.strip()]
+    for line in out + err:
+        assert not any(n in line for n in NOISE), f"native log noise reached the user: {line!r}"
+    return code, out, err
+
+
 @pytest.fixture(scope="session")
 def anny_body():
     import hmrkit.body

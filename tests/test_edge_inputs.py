@@ -28,28 +28,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import data_path
-from hmrkit.cli import main
+from conftest import data_path, run_cli
 from hmrkit.conventions import convert_with_confidence
 
-NOISE = ("XNNPACK", "absl::", "W0000", "inference_feedback_manager", "Warp CUDA", "Warp 1.")
 FAST = ("--method", "spin", "--no-overlay", "--fit-iters", "5")
 H, W = 599, 400  # tests/data/images/lunge_pexels.jpg
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def run_cli(capfd, *args):
-    """hmrkit run ARGS in-process -> (exit code, stdout lines, stderr lines)."""
-    capfd.readouterr()
-    code = main(["run", *map(str, args)])
-    cap = capfd.readouterr()
-    out = [ln for ln in cap.out.splitlines() if ln.strip()]
-    err = [ln for ln in cap.err.splitlines() if ln.strip()]
-    for line in out + err:
-        assert not any(n in line for n in NOISE), f"native log noise reached the user: {line!r}"
-    return code, out, err
 
 
 def one_line_error(err, *needles):

@@ -4,34 +4,26 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import data_path
 from hmrkit import conventions as C
 from hmrkit.detect import MediaPipeHolistic, MultiPersonConfig, MultiPersonDetector
 from hmrkit.detect.multi import box_iou, explained_by, keypoint_distance, roi_from_points, tile_windows
 from hmrkit.track import Tracker
 from hmrkit.types import Evidence
 
-DATA = Path(__file__).resolve().parent / "data"
 H = {n: i for i, n in enumerate(C.HOLISTIC)}
 LEFT_HAND, RIGHT_HAND, FACE = slice(33, 54), slice(54, 75), slice(75, None)
-
-
-def data(*parts) -> Path:
-    p = DATA.joinpath(*parts)
-    if not p.exists():
-        pytest.fail(f"{p} is missing: tests/data is part of the repository (see tests/data/README.md)")
-    return p
 
 
 @pytest.fixture(scope="module")
 def basketball():
     from PIL import Image
 
-    return np.asarray(Image.open(data("images", "basketball1.png")).convert("RGB"))
+    return np.asarray(Image.open(data_path("images", "basketball1.png")).convert("RGB"))
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +41,7 @@ def found(detector, basketball):
 def clip():
     from hmrkit.io.video import VideoReader
 
-    with VideoReader(data("videos", "two_people_540x960_12f.mp4")) as reader:
+    with VideoReader(data_path("videos", "two_people_540x960_12f.mp4")) as reader:
         return [frame for _, frame in reader]
 
 

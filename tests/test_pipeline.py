@@ -24,12 +24,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import data_path
-from hmrkit.cli import main
+from conftest import data_path, run_cli
 from hmrkit.conventions import COCO17, HAND21, HOLISTIC, OPENPOSE25, convert_with_confidence
 
 V_ANNY = 13718  # DESIGN.md: Anny's vertex count
-NOISE = ("XNNPACK", "absl::", "W0000", "inference_feedback_manager", "Warp CUDA", "Warp 1.")
 CONTRACT_FIT_ITERS = 30
 # Mean distance (px) between the mesh's projected COCO-17 keypoints (npz keypoints2d) and
 # the detector's keypoints converted to COCO-17, over those with confidence >= 0.5, on
@@ -39,18 +37,6 @@ CONTRACT_MAX_MEAN_PX = 10.0
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def run_cli(capfd, *args):
-    """hmrkit run ARGS in-process -> (exit code, stdout lines, stderr lines)."""
-    capfd.readouterr()
-    code = main(["run", *map(str, args)])
-    cap = capfd.readouterr()
-    out = [ln for ln in cap.out.splitlines() if ln.strip()]
-    err = [ln for ln in cap.err.splitlines() if ln.strip()]
-    for line in out + err:
-        assert not any(n in line for n in NOISE), f"native log noise reached the user: {line!r}"
-    return code, out, err
 
 
 def prepare_out(out, name):
