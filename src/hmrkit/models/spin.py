@@ -107,6 +107,20 @@ class SpinConfig:
     min_keypoints: int = 6  # fewer confident body keypoints -> not valid
 
 
+def _to_device(obj, device):
+    """A frozen dataclass (CropInputs, HeadOutput) with its tensors (and tuples of them) on ``device``."""
+    from dataclasses import fields
+
+    changes = {}
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        if isinstance(v, Tensor):
+            changes[f.name] = v.to(device)
+        elif isinstance(v, tuple) and v and all(isinstance(x, Tensor) for x in v):
+            changes[f.name] = tuple(x.to(device) for x in v)
+    return replace(obj, **changes)
+
+
 class SpinEstimator:
     """``spin``: SPIN's regressor alone, one forward pass per person (an image estimator;
     ``spin+fit`` is ``hmrkit.estimate.Refined(SpinEstimator, FitEstimator)``)."""
@@ -141,7 +155,12 @@ class SpinEstimator:
         timings: dict = {}
         with Timer(timings, "regress"):
             inputs = self.crop_inputs(obs)
-            feats, head = self.model.encode(inputs)
+            device = next(self.model.parameters()).device  # the network may sit on a GPU (--device)
+            if device.type == "cpu":
+                feats, head = self.model.encode(inputs)
+            else:
+                feats, head = self.model.encode(_to_device(inputs, device))
+                feats, head = feats.map(lambda t: t.cpu()), _to_device(head, torch.device("cpu"))
             params = self.model.params(self.body, inputs, head)
         kp, _ = to_input_convention(obs.body.to(params.transl.dtype), obs.body_convention)
         err = body_px_error(self.body, params, replace(obs, body=kp, body_convention=INPUT_CONVENTION, body3d=None),
