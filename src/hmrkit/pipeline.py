@@ -33,7 +33,6 @@ import os
 import tempfile
 import time
 import traceback
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -485,11 +484,9 @@ class _Job:
     def run_keypoints(self):
         from hmrkit.detect import read_keypoint_file
 
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            seq = read_keypoint_file(self.path)
+        seq = read_keypoint_file(self.path)
         # the readers' warnings (e.g. no image size in the file) go to the report, one line each
-        self.report.warnings += [str(w.message).splitlines()[0] for w in caught]
+        self.report.warnings += [w.splitlines()[0] for w in seq.warnings]
         T = len(seq.frames)
         size = seq.image_size or (1080, 1920)
         if seq.cam_K is not None:

@@ -28,7 +28,6 @@ import io
 import json
 import math
 import re
-import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +55,9 @@ class KeypointSequence:
     convention: the keypoint convention of every Evidence (``coco17``, ``holistic``, ...).
     frame_ids:  T identifiers: COCO image file_name (or id), OpenPose file name, or the
                 frame index.
+    warnings:   one line each about what was read with a doubt or left out (no image
+                size in the file, keypoints too far out, people outside the image); the
+                caller reports them (``hmrkit run`` puts them in its summary).
     """
 
     frames: list
@@ -64,6 +66,7 @@ class KeypointSequence:
     source: str = ""
     convention: str = ""
     frame_ids: tuple = field(default=())
+    warnings: tuple = field(default=())
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -207,7 +210,7 @@ def _nobody(raw_frames) -> str:
     return why + (f" ({nonfinite} keypoint(s) NaN or infinite, counted as missing)" if nonfinite else "")
 
 
-def _guess_image_size(path, frames) -> tuple:
+def _guess_image_size(path, frames, notes: list) -> tuple:
     """(H, W) covering every usable confident keypoint (``_usable``) at x, y >= 0, with a
     warning. NoPersonError when there is none; InputError when that size exceeds
     MAX_GUESSED_SIZE_PX (such coordinates are not pixels of a photo)."""
@@ -233,15 +236,13 @@ def _guess_image_size(path, frames) -> tuple:
         raise InputError(path, f"the file gives no image size and its keypoints reach x = {x.max():.0f}, "
                                f"y = {y.max():.0f} px, beyond any photo ({MAX_GUESSED_SIZE_PX} px): check the "
                                f"coordinates, or pass the image size (image_size=(H, W), or an hmrkit evidence .npz)")
-    warnings.warn(
-        f"{path}: the file gives no image size; using (H, W) = {size} from the keypoints' extent "
-        f"(pass image_size=(H, W) for the true size)",
-        stacklevel=3,
-    )
+    notes.append(f"{path}: the file gives no image size; using (H, W) = {size} from the keypoints' extent "
+                 f"(pass image_size=(H, W) for the true size)")
     return size
 
 
-def _build(path, raw_frames, sizes, convention: str, source: str, frame_ids, cam_K=None, fps=None) -> KeypointSequence:
+def _build(path, raw_frames, sizes, convention: str, source: str, frame_ids, cam_K=None, fps=None,
+           notes=()) -> KeypointSequence:
     """raw_frames: T lists of (kp (K, 3) float64, extra box xyxy or None); sizes: T (H, W).
     Keypoints become ``_usable``; drops people without a confident keypoint and people
     whose every confident keypoint lies outside their image (a warning counts them);
@@ -281,15 +282,16 @@ def _build(path, raw_frames, sizes, convention: str, source: str, frame_ids, cam
                                       f"outside the image (H, W) = {outside_size}; check the coordinates and "
                                       f"the image size")
         raise NoPersonError(path, _nobody(raw_frames))
+    notes = list(notes)
     far = _counts(raw_frames)[1]
     if far:
-        warnings.warn(f"{path}: {far} keypoint(s) beyond {MAX_COORDINATE_PX:,.0f} px (not pixel coordinates) "
-                      f"treated as missing", stacklevel=3)
+        notes.append(f"{path}: {far} keypoint(s) beyond {MAX_COORDINATE_PX:,.0f} px (not pixel coordinates) "
+                     f"treated as missing")
     if outside:
-        warnings.warn(f"{path}: {outside} person(s) dropped: every keypoint outside the image "
-                      f"(H, W) = {outside_size}", stacklevel=3)
+        notes.append(f"{path}: {outside} person(s) dropped: every keypoint outside the image "
+                     f"(H, W) = {outside_size}")
     return KeypointSequence(frames=frames, cam_K=cam_K, fps=fps, source=source, convention=convention,
-                            frame_ids=tuple(frame_ids))
+                            frame_ids=tuple(frame_ids), warnings=tuple(notes))
 
 
 # --------------------------------------------------------------------------- COCO
@@ -348,8 +350,9 @@ def read_coco_results(path, data=None, image_size=None) -> KeypointSequence:
     if all(isinstance(k, int) for k in ids):
         ids.sort()
     raw = [groups[k] for k in ids]
-    size = _check_image_size(image_size) or _guess_image_size(path, raw)
-    return _build(path, raw, [size] * len(raw), "coco17", f"coco-json:{path.name}", ids)
+    notes: list = []
+    size = _check_image_size(image_size) or _guess_image_size(path, raw, notes)
+    return _build(path, raw, [size] * len(raw), "coco17", f"coco-json:{path.name}", ids, notes=notes)
 
 
 def read_coco_annotations(path, data=None) -> KeypointSequence:
@@ -508,9 +511,10 @@ def read_openpose(path, image_size=None) -> KeypointSequence:
     else:
         files = [path]
     raw = [_openpose_frame(f) for f in files]
-    size = _check_image_size(image_size) or _guess_image_size(path, raw)
+    notes: list = []
+    size = _check_image_size(image_size) or _guess_image_size(path, raw, notes)
     return _build(path, raw, [size] * len(raw), "holistic", f"openpose-json:{path.name}",
-                  [f.name for f in files])
+                  [f.name for f in files], notes=notes)
 
 
 # --------------------------------------------------------------------------- hmrkit npz
@@ -691,5 +695,6 @@ def read_keypoint_file(path, image_size=None) -> KeypointSequence:
 def _read_openpose_single(path: Path, data, image_size) -> KeypointSequence:
     """One OpenPose frame already parsed from ``path`` (see ``read_openpose``)."""
     raw = [_openpose_frame(path, data)]
-    size = _check_image_size(image_size) or _guess_image_size(path, raw)
-    return _build(path, raw, [size], "holistic", f"openpose-json:{path.name}", [path.name])
+    notes: list = []
+    size = _check_image_size(image_size) or _guess_image_size(path, raw, notes)
+    return _build(path, raw, [size], "holistic", f"openpose-json:{path.name}", [path.name], notes=notes)
