@@ -274,22 +274,29 @@ class _Job:
         self.results: dict = {}  # (frame, track) -> PersonResult
         self.prev: dict = {}  # track -> BodyParams (1) of its last valid frame: the next window's start
         self.streams: dict = {}  # track -> a stream estimator's own copy
+        self.skipped: dict = {}  # what was not estimated -> (count, frames, (first frame, an example))
 
     # ---------------------------------------------------------------- people of a frame
     def _rejected(self, det, frame: int = 0) -> list:
-        """Report the people the detector found but did not return (too small, mostly
-        outside the image, over its own limit), one warning per reason; returns []."""
-        rejected = getattr(det, "last_rejected", None) or []
-        counts: dict = {}
-        for r in rejected:
-            why = r.reason.replace("_", " ") + (f", e.g. {r.detail}" if r.detail else "")
-            key = r.reason
-            n, first = counts.get(key, (0, why))
-            counts[key] = (n + 1, first)
-        where = f"frame {frame}: " if self.report.kind != "image" else ""
-        for k, why in counts.values():
-            self.report.warnings.append(f"{self.path}: {where}{k} person(s) found but not estimated ({why})")
+        """Note the people the detector found but did not return (too small, mostly
+        outside the image, over its own limit); returns [] (they are not estimated)."""
+        for r in getattr(det, "last_rejected", None) or []:
+            self._skip("person(s) found but not estimated", r.reason.replace("_", " "), r.detail, frame)
         return []
+
+    def _skip(self, what: str, reason: str, example: str, frame: int) -> None:
+        n, frames, first = self.skipped.get((what, reason), (0, set(), (frame, example)))
+        frames.add(frame)
+        self.skipped[(what, reason)] = (n + 1, frames, first)
+
+    def report_skipped(self) -> None:
+        """One warning per reason for everything the input's frames held that was not
+        estimated: a long video gives a line per reason, not one per frame."""
+        for (what, reason), (n, frames, (first, example)) in self.skipped.items():
+            why = f"{reason}, e.g. {example}" if example else reason
+            where = "" if self.report.kind == "image" else f" in {len(frames)} frame(s), the first {first}"
+            self.report.warnings.append(f"{self.path}: {n} {what} ({why}){where}")
+        self.skipped.clear()
 
     def select(self, people: list, frame: int = 0) -> list:
         """The people of a frame worth estimating, largest first: those that pass
@@ -298,16 +305,13 @@ class _Job:
             b = np.asarray(e.bbox, np.float64)
             return float(max(b[2] - b[0], 0) * max(b[3] - b[1], 0))
 
-        kept, rejected = [], {}
+        kept = []
         for e in people:
             why = not_a_person(e)
             if why is None:
                 kept.append(e)
             else:
-                rejected[why] = rejected.get(why, 0) + 1
-        for why, k in rejected.items():
-            where = f"frame {frame}: " if self.report.kind != "image" else ""
-            self.report.warnings.append(f"{self.path}: {where}{k} detection(s) not estimated ({why})")
+                self._skip("detection(s) not estimated", why, "", frame)
         kept = sorted(kept, key=area, reverse=True)
         if self.config.max_people is not None:
             kept = kept[:self.config.max_people]
@@ -404,6 +408,7 @@ class _Job:
         self.report.time("detect", time.perf_counter() - t)
         K = intrinsics(self.config, self.path, h, w)
         self.report.frames = 1
+        self.report_skipped()
         if not people:
             self.report.frames_without_person = 1
             self.report.warnings.append(f"{self.path}: nobody found in the image")
@@ -680,6 +685,7 @@ def process_input(path, config: RunConfig, models: Models, name: Optional[str] =
         report.kind = input_kind(path, config)
         job = _Job(path, config, models, report.name, report, progress)
         {"image": job.run_image, "video": job.run_video, "keypoints": job.run_keypoints}[report.kind]()
+        job.report_skipped()
     except InputError as e:
         report.error = str(e)
     except OSError as e:  # disk full, permissions changed under us, ...
