@@ -141,7 +141,7 @@ def main(argv=None) -> int:
                 continue
             with np.load(out / f"{report.name}.npz", allow_pickle=False) as z:
                 npz = {k: z[k] for k in z.files}
-            size = f"{int(npz['image_size'][1])}x{int(npz['image_size'][0])}"
+            size = f"{int(npz['image_size'][0, 1])}x{int(npz['image_size'][0, 0])}"
             per_frame = float(npz["present"].sum(1).mean()) if npz["present"].size else 0.0
             rows.append((path.name, size, report, total, per_frame, body_errors(models.body, npz)))
             print(f"  {path.name}: {total:.1f} s, {report.people} people", file=sys.stderr, flush=True)

@@ -129,7 +129,7 @@ def test_contract_on_one_photo(tmp_path, capfd):
     assert d["shape"].shape[:2] == (T, P) and d["transl"].shape == (T, P, 3)
     assert d["frame_index"].tolist() == [0]
     assert d["fps"].shape == ()
-    assert d["track_id"].tolist() == [0] and d["present"].all() and d["image_size"].tolist() == [599, 400]
+    assert d["track_id"].tolist() == [0] and d["present"].all() and d["image_size"].tolist() == [[599, 400]]
     assert d["bbox"].shape == (T, P, 4)
     # transl is the root joint for every body model (model_transl the model's own parameter)
     np.testing.assert_allclose(d["transl"], d["joints3d"][:, :, 0], atol=1e-6)
@@ -623,17 +623,16 @@ def test_stream_estimator_runs_each_track_in_order_on_its_own_copy(detected, tmp
     (reset) copy per track; the prototype itself is never stepped."""
     import hmrkit.pipeline as P
 
-    coco = body_coco(detected)
+    from hmrkit.detect.readers import write_evidence_npz
+
     T = 4
-    entries = []
-    for t in range(T):
-        for k in (coco, _coco_person(coco, 0.5, (220.0, 0.0))):
-            kk = k.copy()
-            kk[:, 0] += 3.0 * t
-            entries.append({"image_id": t + 1, "category_id": 1, "keypoints": kk.ravel().round(3).tolist(),
-                            "score": 0.9})
-    path = tmp_path / "seq.json"
-    path.write_text(json.dumps(entries))
+    small = detected.copy()
+    ok = small[:, 2] > 0
+    small[ok, :2] = small[ok, :2] * 0.5 + np.array([200.0, 0.0])
+    kp = np.stack([np.stack([detected, small]) for _ in range(T)])
+    kp[..., 0] += 3.0 * np.arange(T)[:, None, None] * (kp[..., 2] > 0)
+    path = tmp_path / "seq.npz"
+    write_evidence_npz(path, kp, "holistic", (599, 400))
     config = P.RunConfig(out_dir=tmp_path / "out", method="spin", overlay=False, keypoints=str(path))
     (tmp_path / "out").mkdir()
     models = P.Models(config)
@@ -715,3 +714,61 @@ def test_impossible_options_are_one_line(args, words, code, tmp_path, capfd):
     one_line_error(err, words)
     assert not (out / "lunge_pexels.npz").exists()
 
+
+
+def test_coco_images_are_independent_with_their_own_size(detected, tmp_path, capfd):
+    """A COCO annotations file with two images of different sizes: not a video (no
+    tracking, no shared shape), each image its own K and image size."""
+    coco = body_coco(detected)
+    big = _coco_person(coco, 2.0, (300.0, 100.0))
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "height": 599, "width": 400},
+                       {"id": 2, "file_name": "b.jpg", "height": 1400, "width": 1200}],
+            "annotations": [{"image_id": i, "category_id": 1, "keypoints": k.ravel().round(3).tolist(),
+                             "num_keypoints": 17} for i, k in ((1, coco), (2, big))],
+            "categories": [{"id": 1, "name": "person"}]}
+    path = tmp_path / "two_images.json"
+    path.write_text(json.dumps(data))
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(capfd, "--keypoints", path, "--out", out, "--method", "spin", "--no-overlay")
+    assert code == 0, err
+    with np.load(out / "two_images.npz", allow_pickle=False) as z:
+        assert z["image_size"].tolist() == [[599, 400], [1400, 1200]]
+        np.testing.assert_allclose(z["cam_K"][:, :2, 2], [[200.0, 299.5], [600.0, 700.0]])
+        assert z["valid"].shape == (2, 1) and z["valid"].all()
+
+
+def test_keypoints_with_other_inputs_and_max_frames(detected, tmp_path, capfd):
+    """--keypoints FILE is an input even when others are given; --max-frames cuts a
+    keypoint sequence as it cuts a video."""
+    from hmrkit.detect.readers import write_evidence_npz
+
+    seq = np.repeat(detected[None, None], 5, 0)
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    write_evidence_npz(a, seq, "holistic", (599, 400))
+    write_evidence_npz(b, seq[:2], "holistic", (599, 400))
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(capfd, b, "--keypoints", a, "--out", out, "--method", "spin", "--no-overlay",
+                                "--max-frames", 3)
+    assert code == 0, err
+    with np.load(out / "a.npz", allow_pickle=False) as z:
+        assert z["valid"].shape == (3, 1)
+    with np.load(out / "b.npz", allow_pickle=False) as z:
+        assert z["valid"].shape == (2, 1)
+
+
+def test_keypoints_folder_mixed_json_is_one_input_per_file(detected, tmp_path, capfd):
+    """A folder of OpenPose frames and a COCO file side by side: each JSON file is an input
+    (the folder is one video only when every JSON in it is an OpenPose frame)."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    body = convert_with_confidence(detected, "holistic", "openpose25")
+    for t in range(2):
+        person = {"person_id": [-1], "pose_keypoints_2d": body.ravel().round(3).tolist()}
+        (folder / f"frame_{t:04d}.json").write_text(json.dumps({"version": 1.3, "people": [person]}))
+    coco = body_coco(detected)
+    (folder / "gt.json").write_text(json.dumps([{"image_id": 1, "category_id": 1, "score": 1.0,
+                                                  "keypoints": coco.ravel().round(3).tolist()}]))
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(capfd, "--keypoints", folder, "--out", out, "--method", "spin", "--no-overlay")
+    assert code == 0, err
+    assert sorted(p.name for p in out.glob("*.npz")) == ["frame_0000.npz", "frame_0001.npz", "gt.npz"]

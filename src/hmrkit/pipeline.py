@@ -274,6 +274,8 @@ class _Job:
         self.results: dict = {}  # (frame, track) -> PersonResult
         self.prev: dict = {}  # track -> BodyParams (1) of its last valid frame: the next window's start
         self.streams: dict = {}  # track -> a stream estimator's own copy
+        # frames detected, then estimated, together: at least a window of the estimator
+        self.chunk = max(config.chunk, int(getattr(self.estimator, "window_size", 0) or 0))
         self.skipped: dict = {}  # what was not estimated -> (count, frames, (first frame, an example))
 
     # ---------------------------------------------------------------- people of a frame
@@ -343,6 +345,8 @@ class _Job:
     def _store(self, items, pred) -> dict:
         out = {}
         for j, (fi, K, tr, ev) in enumerate(items):
+            if ev.mask is not None:  # kept per person-frame until the end: not the (H, W) mask
+                ev = replace(ev, mask=None)
             ok = bool(pred.valid[j])
             p = pred.params[j].detach().to("cpu") if ok else None
             out[(fi, tr)] = PersonResult(frame=fi, track=tr, valid=ok, evidence=ev, K=K, params=p,
@@ -413,7 +417,7 @@ class _Job:
             self.report.frames_without_person = 1
             self.report.warnings.append(f"{self.path}: nobody found in the image")
         res = self.estimate([(0, K, list(enumerate(people)))], video=False)[0]
-        self.write(T=1, fps=0.0, K_all=K[None], image_size=(h, w))
+        self.write(T=1, fps=0.0, K_all=K[None], image_size=[(h, w)])
         if self.config.overlay:
             t = time.perf_counter()
             self._overlay_picture(image, res)
@@ -464,7 +468,7 @@ class _Job:
                     nobody += not tracked
                     chunk.append((n, K, tracked, frame if self.config.overlay else None))
                     n += 1
-                    if len(chunk) >= self.config.chunk:
+                    if len(chunk) >= self.chunk:
                         flush()
                     if self.progress is not None:
                         self.progress(1)
@@ -475,7 +479,7 @@ class _Job:
                 self.report.warnings += [f"{self.path}: {w}" for w in reader.warnings]
                 self.report.frames, self.report.frames_without_person = n, nobody
                 # the npz first, then the overlay video: a failure leaves neither new file
-                self.write(T=n, fps=fps, K_all=np.repeat(K[None], n, 0), image_size=size)
+                self.write(T=n, fps=fps, K_all=np.repeat(K[None], n, 0), image_size=[size] * n)
                 if writer is not None:
                     writer.close()
                     self.report.outputs.append(str(overlay_path))
@@ -487,36 +491,42 @@ class _Job:
             self.report.warnings.append(f"{self.path}: nobody found in {nobody} of {n} frame(s)")
 
     def run_keypoints(self):
+        """A keypoint file or folder. OpenPose folders and evidence npz files are videos
+        (tracked, windows per track); COCO files hold independent images (each its own K
+        from its own size, people numbered by size in each)."""
         from hmrkit.detect import read_keypoint_file
 
         seq = read_keypoint_file(self.path)
         # the readers' warnings (e.g. no image size in the file) go to the report, one line each
         self.report.warnings += [w.splitlines()[0] for w in seq.warnings]
-        T = len(seq.frames)
-        size = seq.image_size or (1080, 1920)
+        frames_in = seq.frames[:self.config.max_frames] if self.config.max_frames else seq.frames
+        T = len(frames_in)
+        default = seq.image_size or (1080, 1920)
+        sizes = [next((e.image_size for e in people), None) for people in frames_in]
+        sizes = [tuple(int(v) for v in (sz or default)) for sz in sizes]
         if seq.cam_K is not None:
-            Ks = np.asarray(seq.cam_K, dtype=np.float32)
+            Ks = np.asarray(seq.cam_K, dtype=np.float32)[:T]
         else:
-            Ks = np.repeat(intrinsics(self.config, None, *size)[None], T, 0)
-        video = T > 1
+            Ks = np.stack([intrinsics(self.config, None, *sz) for sz in sizes]).astype(np.float32)
+        video = T > 1 and not seq.source.startswith("coco-json")
         if video:
             from hmrkit.track import Tracker
 
             tracker = Tracker()
         frames = []
         nobody = 0
-        for t, people in enumerate(seq.frames):
+        for t, people in enumerate(frames_in):
             people = self.select(list(people), t)
             tracked = tracker.update(people, t) if video else list(enumerate(people))
             nobody += not tracked
             frames.append((t, Ks[t], tracked))
-            if len(frames) >= (self.config.chunk if video else 1):
+            if len(frames) >= (self.chunk if video else 1):
                 self.estimate(frames, video=video)
                 frames = []
         if frames:
             self.estimate(frames, video=video)
         self.report.frames, self.report.frames_without_person = T, nobody
-        self.write(T=T, fps=float(seq.fps or 0.0), K_all=Ks, image_size=size)
+        self.write(T=T, fps=float(seq.fps or 0.0), K_all=Ks, image_size=sizes)
 
     # ---------------------------------------------------------------- writing
     def _vertices(self, params: list) -> np.ndarray:
@@ -566,7 +576,7 @@ class _Job:
             Image.fromarray(panel).save(f, format="PNG")
         self.report.outputs.append(str(path))
 
-    def write(self, T: int, fps: float, K_all: np.ndarray, image_size: tuple):
+    def write(self, T: int, fps: float, K_all: np.ndarray, image_size: list):
         """The npz of the output contract (docs/outputs.md) and meshes on request."""
         from hmrkit.conventions import COCO17
         from hmrkit.geometry.camera import project
@@ -638,7 +648,7 @@ class _Job:
                 keypoints2d=kp2, cam_K=cam_K, global_orient=go, body_pose=pose,
                 pose_joint_names=np.array(body.pose_joint_names), shape=shape, transl=transl,
                 model_transl=model_transl, frame_index=np.arange(T), fps=np.array(fps, np.float32),
-                image_size=np.array(image_size, np.int64),
+                image_size=np.array(image_size, np.int64).reshape(T, 2),
                 evidence_keypoints2d=ev_kp, evidence_convention=np.array(ev_conv), fit_px_error=px_err,
             )
             if expr is not None:
@@ -745,9 +755,10 @@ def expand(inputs: list, config: RunConfig, failed: list) -> list[Path]:
             files = sorted(p for p in item.iterdir() if p.is_file() and not p.name.startswith("."))
             jsons = [p for p in files if p.suffix.lower() == ".json"]
             openpose = [p for p in jsons if _is_openpose(p)]
-            if openpose:
+            if openpose and len(openpose) == len(jsons):  # a folder of OpenPose frames: one video
                 paths.append(item)
-            paths += [p for p in files if p.suffix.lower() == ".npz" or (p in jsons and p not in openpose)]
+                jsons = []
+            paths += [p for p in files if p.suffix.lower() == ".npz" or p in jsons]
             if not openpose and not any(p.suffix.lower() in (".npz", ".json") for p in files):
                 failed.append({"input": str(item),
                                "error": f"{item}: no keypoint files here (.json COCO/OpenPose, .npz evidence)"})
@@ -796,8 +807,8 @@ def run(inputs: Iterable, config: RunConfig, progress_factory=None) -> Summary:
     config = replace(config, out_dir=out_dir)
     check_config(config)
     inputs = list(inputs)
-    if config.keypoints is not None and not inputs:
-        inputs = [config.keypoints]
+    if config.keypoints is not None:  # the keypoint file or folder is an input like the others
+        inputs = [config.keypoints] + [i for i in inputs if Path(i) != Path(config.keypoints)]
     if not inputs:
         raise InputError(None, "no input given; pass an image, a video, a keypoint file or a folder")
     s = Summary()

@@ -7,6 +7,7 @@ convention for every body model: y up, the body faces +z, its left is +x.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field, fields, replace
 from typing import Optional
 
@@ -78,7 +79,8 @@ class BodyParams:
 
     def __getitem__(self, index) -> "BodyParams":
         """Select batch elements; an int index keeps the batch dimension."""
-        if isinstance(index, int):
+        if isinstance(index, numbers.Integral):
+            index = int(index)
             index = slice(index, index + 1) if index != -1 else slice(-1, None)
         return self.map(lambda t: t[index])
 
@@ -278,7 +280,8 @@ class Observation:
 
     def __getitem__(self, index) -> "Observation":
         """Select along the first dim (an int keeps it)."""
-        if isinstance(index, int):
+        if isinstance(index, numbers.Integral):
+            index = int(index)
             index = slice(index, index + 1) if index != -1 else slice(-1, None)
         return self.map(lambda t: t[index])
 
@@ -433,7 +436,8 @@ class Features:
         return _map_tensors(self, fn)
 
     def __getitem__(self, index) -> "Features":
-        if isinstance(index, int):
+        if isinstance(index, numbers.Integral):
+            index = int(index)
             index = slice(index, index + 1) if index != -1 else slice(-1, None)
         return self.map(lambda t: t[index])
 
@@ -477,7 +481,8 @@ class Prediction:
 
     def __getitem__(self, index) -> "Prediction":
         """Select batch elements (an int keeps the batch dimension)."""
-        if isinstance(index, int):
+        if isinstance(index, numbers.Integral):
+            index = int(index)
             index = slice(index, index + 1) if index != -1 else slice(-1, None)
         return Prediction(
             params=self.params[index], camera=self.camera.map(lambda t: t[index]),

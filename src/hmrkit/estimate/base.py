@@ -112,6 +112,8 @@ class Refined:
         return evidence_used(self.base) | evidence_used(self.fitter)
 
     def predict(self, obs: Observation, init: Optional[BodyParams] = None) -> Prediction:
+        if obs.is_window:
+            return self.predict_window(obs, init)
         start = self.base.predict(obs, init)
         return _renamed(self.fitter.refine(obs, start), self.name, start)
 

@@ -77,6 +77,8 @@ def run_estimator(estimator, body, inputs: EvalInputs, batch: int, progress: Opt
     store = {}
     seconds = 0.0
     video = bool(inputs.clips)
+    if video and "window" in kinds(estimator):  # a window never outgrows the estimator's own
+        batch = min(batch, int(estimator.window_size))
     if video:
         chunks = [(list(range(s, min(s + batch, b))), ci) for ci, (a, b) in enumerate(inputs.clips)
                   for s in range(a, b, batch)]
