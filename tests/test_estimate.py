@@ -223,3 +223,10 @@ def test_spin_reads_only_what_it_declares(anny_body, scenes):
     full = Observation(**{**obs.__dict__, "hands": torch.rand(3, 2, 21, 3) * 100, "face": torch.rand(3, 41, 3) * 100})
     spin = build("spin", anny_body)
     assert torch.equal(spin.predict(full).params.pose, spin.predict(obs).params.pose)
+
+
+def test_numpy_integers_index_like_ints(anny_body, scenes):
+    pred = build("spin", anny_body).predict(_obs(scenes))
+    obs = _obs(scenes)
+    for i in (1, np.int64(1), torch.tensor(1).item()):
+        assert pred[i].batch_size == 1 and pred.params[i].batch_size == 1 and obs[i].batch_size == 1
