@@ -320,8 +320,16 @@ def test_to_joint_set():
     assert torch.equal(j14[M.J14.index("right_ankle")], smpl[8])  # SMPL's right ankle is joint 8
     assert not mask14[M.J14.index("head_top")]  # SMPL's "head" joint is not the H36M head
     assert mask14[M.J14.index("thorax")]  # derived from the shoulders
-    # masked MPJPE over what both sets share
-    assert float(M.mpjpe(j14, j14 + 0.01 * mask14[:, None], M.pelvis_indices("j14"), mask14)) > 0
+    # masked MPJPE over what both sets share: one shared joint moved by 14 cm, among the
+    # n shared joints, gives 140 / n mm; a joint outside the mask moves nothing
+    moved = j14.clone()
+    w = M.J14.index("left_wrist")
+    moved[w, 0] += 0.14
+    n = int(mask14.sum())
+    assert float(M.mpjpe(j14, moved, M.pelvis_indices("j14"), mask14)) == pytest.approx(140.0 / n, rel=1e-4)
+    out = j14.clone()
+    out[M.J14.index("head_top"), 0] += 1.0
+    assert float(M.mpjpe(j14, out, M.pelvis_indices("j14"), mask14)) == pytest.approx(0.0, abs=1e-4)
 
 
 # ----------------------------------------------------------------------------------------
