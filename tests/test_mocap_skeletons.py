@@ -160,10 +160,9 @@ def test_poser_feet_on_the_floor():
     assert (-0.05 < toes).all() and (toes < 0.1).all()
 
 
-@pytest.mark.xfail(strict=True, reason="the CC conversion's root position channels are "
-                   "relative to the root OFFSET (105 cm); load_bvh replaces the OFFSET, so the "
-                   "floor comes out ~1 m below y = 0")
 def test_cc_feet_on_the_floor():
+    """The CC conversion's root position channels are relative to its OFFSET (105 cm):
+    read as absolute, the figure would stand 1 m below the floor."""
     pos = semantic(load_mocap(data_path("mocap_skeletons", *CLIPS["cc"][0])))
     toes = np.minimum(pos[:, K["left_foot_index"], 1], pos[:, K["right_foot_index"], 1])
     assert (-0.05 < toes).all() and (toes < 0.15).all()

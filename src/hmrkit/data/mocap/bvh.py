@@ -7,7 +7,8 @@ Conventions, pinned by tests with hand-computed values: ``CHANNELS ... Zrotation
 Xrotation`` gives the local rotation R = Rz @ Ry @ Rx, i.e. the product in the listed order
 (rotations about moving axes); any order is accepted. A joint's position is parent position
 + G_parent @ offset, its world rotation G = G_parent @ R. Position channels replace the
-OFFSET (root and non-root alike). ``MocapClip.rotations[:, j]`` is R of joint j: it turns
+OFFSET (root and non-root alike), except a root's that stay nearer zero than its non-zero
+OFFSET: those are relative to it and added (``_relative_to_offset``; the CC conversions). ``MocapClip.rotations[:, j]`` is R of joint j: it turns
 the bones to j's children.
 
 BVH files do not state their unit; it is guessed from the rest-pose size (metres, cm, mm,
@@ -129,6 +130,18 @@ def _parse_bvh_hierarchy(text: str) -> list[_BvhJoint]:
     return joints
 
 
+def _relative_to_offset(channels: np.ndarray, offset: np.ndarray) -> bool:
+    """Whether a root's position channels (T, k) are relative to its OFFSET (k,) rather than
+    absolute: they stay nearer zero than the offset (Reallusion CC conversions write the hip
+    height in the OFFSET and small channel values; most files write absolute positions and
+    a zero or rest-position OFFSET)."""
+    if not np.any(offset):
+        return False
+    near_zero = np.median(np.linalg.norm(channels, axis=-1))
+    near_offset = np.median(np.linalg.norm(channels - offset, axis=-1))
+    return bool(near_zero < near_offset)
+
+
 def _bvh_fk(joints: list[_BvhJoint], motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """motion (T, C) channel values (degrees, file units) -> positions (T, J, 3) file units,
     local rotations (T, J, 3, 3)."""
@@ -139,12 +152,19 @@ def _bvh_fk(joints: list[_BvhJoint], motion: np.ndarray) -> tuple[np.ndarray, np
     for j, jt in enumerate(joints):
         t = np.broadcast_to(jt.offset, (T, 3)).copy()
         rot_axes, rot_cols = [], []
+        pos_axes, pos_cols = [], []
         for c, (kind, ax) in enumerate(jt.channels):
             if kind == "position":
-                t[:, "xyz".index(ax)] = motion[:, jt.column + c]
+                pos_axes.append("xyz".index(ax))
+                pos_cols.append(jt.column + c)
             else:
                 rot_axes.append(ax)
                 rot_cols.append(jt.column + c)
+        if pos_axes:
+            ch = motion[:, pos_cols]
+            if jt.parent < 0 and _relative_to_offset(ch, jt.offset[pos_axes]):
+                ch = ch + jt.offset[pos_axes]
+            t[:, pos_axes] = ch
         if rot_axes:
             R = compose_moving(rot_axes, np.deg2rad(motion[:, rot_cols]))
         else:
