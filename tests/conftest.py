@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -41,6 +42,32 @@ def run_cli(capfd, *args):
     for line in out + err:
         assert not any(n in line for n in NOISE), f"native log noise reached the user: {line!r}"
     return code, out, err
+
+
+def one_line_error(err, *needles, forbid_internal: bool = False):
+    """The one stderr line of a failure: ``hmrkit: ...`` holding every needle (and, with
+    forbid_internal, not an internal error)."""
+    assert len(err) == 1, f"expected one line on stderr, got {err}"
+    line = err[0]
+    assert line.startswith("hmrkit: "), line
+    if forbid_internal:
+        assert "a bug in hmrkit" not in line and "Error:" not in line, f"an internal error: {line}"
+    for n in needles:
+        assert str(n) in line, f"{n!r} not in {line!r}"
+    return line
+
+
+@pytest.fixture(scope="session")
+def lunge_keypoints():
+    """MediaPipe Holistic's keypoints on tests/data/images/lunge_pexels.jpg, detected once
+    per session: (116, 3) holistic, px + confidence."""
+    from hmrkit.detect import MediaPipeHolistic
+    from hmrkit.io import read_image
+
+    with MediaPipeHolistic() as det:
+        found = det.detect(read_image(data_path("images", "lunge_pexels.jpg")))
+    assert len(found) == 1
+    return found[0].keypoints2d.astype(np.float64)
 
 
 @pytest.fixture(scope="session")

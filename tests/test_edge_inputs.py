@@ -21,6 +21,7 @@ Runs use ``--method spin`` (one forward pass) and ``--no-overlay`` to stay fast.
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 
@@ -28,7 +29,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import data_path, run_cli
+from conftest import data_path, one_line_error, run_cli
 from hmrkit.conventions import convert_with_confidence
 
 FAST = ("--method", "spin", "--no-overlay", "--fit-iters", "5")
@@ -38,14 +39,7 @@ H, W = 599, 400  # tests/data/images/lunge_pexels.jpg
 # ----------------------------------------------------------------------------- helpers
 
 
-def one_line_error(err, *needles):
-    assert len(err) == 1, f"expected one line on stderr, got {err}"
-    line = err[0]
-    assert line.startswith("hmrkit: "), line
-    assert "a bug in hmrkit" not in line and "Error:" not in line, f"an internal error: {line}"
-    for n in needles:
-        assert str(n) in line, f"{n!r} not in {line!r}"
-    return line
+one_line_error = functools.partial(one_line_error, forbid_internal=True)
 
 
 def outputs(out):
@@ -67,14 +61,8 @@ def assert_fails(capfd, tmp_path, src, *needles, args=(), names_file=True):
 # The person of lunge_pexels.jpg as MediaPipe Holistic sees it, recorded once (116 x 3
 # holistic: x, y px, confidence) so that these tests need no detector run.
 @pytest.fixture(scope="module")
-def person():
-    from hmrkit.detect import MediaPipeHolistic
-    from hmrkit.io import read_image
-
-    with MediaPipeHolistic() as det:
-        found = det.detect(read_image(data_path("images", "lunge_pexels.jpg")))
-    assert len(found) == 1
-    return found[0].keypoints2d.astype(np.float64)
+def person(lunge_keypoints):
+    return lunge_keypoints
 
 
 def coco(person):

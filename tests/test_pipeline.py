@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import data_path, run_cli
+from conftest import data_path, one_line_error, run_cli
 from hmrkit.conventions import COCO17, HAND21, HOLISTIC, OPENPOSE25, convert_with_confidence
 
 V_ANNY = 13718  # DESIGN.md: Anny's vertex count
@@ -64,15 +64,6 @@ def assert_nothing_lost(out, before):
                 im.verify()
 
 
-def one_line_error(err, *needles):
-    assert len(err) == 1, f"expected one line on stderr, got {err}"
-    line = err[0]
-    assert line.startswith("hmrkit: "), line
-    for n in needles:
-        assert str(n) in line, f"{n!r} not in {line!r}"
-    return line
-
-
 def body_coco(kp_holistic):
     """(116, 3) holistic -> (17, 3) COCO-17 (x, y, confidence)."""
     return convert_with_confidence(kp_holistic, "holistic", "coco17")
@@ -82,15 +73,9 @@ def body_coco(kp_holistic):
 
 
 @pytest.fixture(scope="module")
-def detected():
-    """MediaPipe Holistic's keypoints on lunge_pexels.jpg (tests/data): (116, 3) holistic, px + confidence."""
-    from hmrkit.detect import MediaPipeHolistic
-    from hmrkit.io import read_image
-
-    with MediaPipeHolistic() as det:
-        found = det.detect(read_image(data_path("images", "lunge_pexels.jpg")))
-    assert len(found) == 1
-    return found[0].keypoints2d.astype(np.float64)
+def detected(lunge_keypoints):
+    """MediaPipe Holistic's keypoints on lunge_pexels.jpg (conftest): (116, 3) holistic."""
+    return lunge_keypoints
 
 
 # ----------------------------------------------------------------------------- the contract

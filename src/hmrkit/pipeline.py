@@ -189,11 +189,13 @@ class Models:
         self._detectors.clear()
 
 
-def make_detector(video: bool, evidence: frozenset = frozenset({"body", "body3d", "hands", "face", "mask"})):
+def make_detector(video: bool, evidence: Optional[frozenset] = None):
     """The person detector of ``hmrkit run``: every person, with the hands, face and mask
     when the estimator reads them (``evidence``, see ``hmrkit.estimate.evidence_used``)."""
     from hmrkit.detect.multi import MultiPersonConfig, MultiPersonDetector
+    from hmrkit.estimate import EVIDENCE
 
+    evidence = EVIDENCE if evidence is None else evidence
     parts = "hands" in evidence or "face" in evidence
     return MultiPersonDetector(MultiPersonConfig(static_image_mode=not video, hands_face=parts,
                                                  video_hands_face=parts, enable_segmentation="mask" in evidence))
@@ -205,12 +207,6 @@ def _to_device(estimator, device) -> None:
         model = getattr(obj, "model", None)
         if isinstance(model, torch.nn.Module):
             model.to(device)
-
-
-def _kinds(estimator) -> tuple:
-    from hmrkit.estimate import kinds
-
-    return kinds(estimator)
 
 
 # ---------------------------------------------------------------------------- one input
@@ -269,7 +265,9 @@ class _Job:
         self.path, self.config, self.models, self.name, self.report = path, config, models, name, report
         self.body = models.body
         self.estimator = models.estimator
-        self.kinds = _kinds(self.estimator)
+        from hmrkit.estimate import kinds
+
+        self.kinds = kinds(self.estimator)
         self.progress = progress
         self.results: dict = {}  # (frame, track) -> PersonResult
         self.prev: dict = {}  # track -> BodyParams (1) of its last valid frame: the next window's start

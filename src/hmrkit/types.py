@@ -346,8 +346,6 @@ class Observation:
         """One Observation (B,) from B Evidence values of one convention (``holistic`` is
         split into body, hands and face). K: (B, 3, 3) or (3, 3) px. Non-finite keypoint
         values count as missing."""
-        from hmrkit import conventions as C
-
         if not evidence:
             raise ValueError("Observation.from_evidence: no evidence given")
         B = len(evidence)
@@ -365,16 +363,7 @@ class Observation:
         k3 = None
         if all(e.keypoints3d is not None for e in evidence):
             k3 = np.stack([clean(e.keypoints3d) for e in evidence])
-        hands = face = None
-        body_conv = conv
-        if conv == "holistic":
-            nb, nh = len(C.MEDIAPIPE33), 21
-            body_conv = "mediapipe33"
-            hands = kp[:, nb:nb + 2 * nh].reshape(B, 2, nh, 3)
-            face = kp[:, nb + 2 * nh:]
-            kp = kp[:, :nb]
-            if k3 is not None:
-                k3 = k3[:, :nb]
+        kp, body_conv, k3, hands, face = split_holistic(kp, conv, k3)
         K = np.asarray(K, dtype=np.float32)
         if K.shape == (3, 3):
             K = np.repeat(K[None], B, 0)
@@ -394,6 +383,19 @@ class Observation:
             bbox=_as_tensor(np.stack([np.asarray(e.bbox, np.float32) for e in evidence])),
             frame_index=torch.as_tensor(fi), track_id=torch.as_tensor(ti), body3d=_as_tensor(k3),
             hands=_as_tensor(hands), face=_as_tensor(face), mask=_as_tensor(mask), mask_box=_as_tensor(mask_box))
+
+
+def split_holistic(kp, convention: str, kp3d=None) -> tuple:
+    """(B, K, 3) keypoints in ``convention`` (numpy or torch) -> (body, body convention,
+    body 3D or None, hands (B, 2, 21, 3) or None, face (B, F, 3) or None): ``holistic`` is
+    split into the mediapipe33 body, both hands and the face; any other convention is all body."""
+    from hmrkit import conventions as C
+
+    if convention != "holistic":
+        return kp, convention, kp3d, None, None
+    nb, nh = len(C.MEDIAPIPE33), 21
+    hands = kp[:, nb:nb + 2 * nh].reshape(kp.shape[0], 2, nh, 3)
+    return kp[:, :nb], "mediapipe33", None if kp3d is None else kp3d[:, :nb], hands, kp[:, nb + 2 * nh:]
 
 
 def _crop_square(mask: np.ndarray, box, resolution: int) -> np.ndarray:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hmrkit.types import BodyParams, Observation, Prediction
+from hmrkit.types import BodyParams, Observation, Prediction, split_holistic
 
 
 @runtime_checkable
@@ -145,7 +145,6 @@ def observation_from_arrays(kp2d, convention: str, K, kp3d=None, image_size=None
     kp2d (B, K, 3) px + confidence in ``convention`` (``holistic`` is split into body,
     hands and face); K (B, 3, 3) px; kp3d (B, K, 4) metric root-relative or None;
     image_size (H, W) or (B, 2), required: the image the keypoints are in."""
-    from hmrkit import conventions as C
     from hmrkit.detect.base import bbox_from_keypoints
 
     kp = torch.as_tensor(np.asarray(kp2d), dtype=torch.float32) if not isinstance(kp2d, Tensor) else kp2d.float()
@@ -160,15 +159,7 @@ def observation_from_arrays(kp2d, convention: str, K, kp3d=None, image_size=None
     if size.shape == (2,):
         size = size.expand(B, 2).clone()
     k3 = None if kp3d is None else torch.as_tensor(kp3d, dtype=torch.float32)
-    hands = face = None
-    body_conv = convention
-    if convention == "holistic":
-        nb = len(C.MEDIAPIPE33)
-        body_conv = "mediapipe33"
-        hands = kp[:, nb:nb + 42].reshape(B, 2, 21, 3)
-        face = kp[:, nb + 42:]
-        kp = kp[:, :nb]
-        k3 = None if k3 is None else k3[:, :nb]
+    kp, body_conv, k3, hands, face = split_holistic(kp, convention, k3)
     fi = torch.zeros(B, dtype=torch.int64) if frame_index is None else torch.as_tensor(frame_index).long()
     ti = torch.full((B,), -1, dtype=torch.int64) if track_id is None else torch.as_tensor(track_id).long()
     bbox = torch.as_tensor(np.stack([bbox_from_keypoints(k.numpy(), tuple(s.tolist()), min_confidence=0.2)
