@@ -113,15 +113,70 @@ def contact_sheet(path: Path, seed: int = 0, tile: int = 256) -> None:
     print(f"wrote {path} ({sheet.shape[1]} x {sheet.shape[0]} px, {path.stat().st_size / 1e6:.2f} MB)")
 
 
+def training_sheet(path: Path, seed: int = 0, n: int = 24, tile: int = 200) -> None:
+    """n random training people of the shipped SPIN recipe (``TrainSetConfig()``: the train
+    split's poses with its augmentations, its phenotypes, its cameras), rendered as training
+    sees them and cropped to the person; each tile says the pose's CMU subject and motion,
+    and the body's age and gender phenotypes."""
+    from PIL import Image, ImageDraw
+
+    import hmrkit.body
+    from hmrkit.data.render_synthetic import render_sample
+    from hmrkit.data.splits import MOTIONS, subject_take
+    from hmrkit.data.synthetic import SceneConfig, pose_library_sources, sample_scenes
+    from hmrkit.geometry.camera import project
+    from hmrkit.train.data import TrainSetConfig
+
+    body = hmrkit.body.load("anny")
+    cfg = TrainSetConfig()
+    scenes = sample_scenes(body, n, seed=seed, config=SceneConfig(
+        image_size=cfg.image_size, yaw_deg=cfg.yaw_deg, split=cfg.split, phenotypes=cfg.phenotypes,
+        augment=cfg.augment))
+    source, _ = pose_library_sources(body.pose_library)
+    age_i, gender_i = body.shape_names.index("age"), body.shape_names.index("gender")
+    tiles = []
+    for i in range(n):
+        p = scenes.params[i:i + 1]
+        rgb = render_sample(body, p, scenes.K[i], scenes.image_size, seed=seed * 1000 + i).rgb
+        with torch.no_grad():
+            uv = project(body(p).vertices, scenes.K[i:i + 1])[0].numpy()
+        (x0, y0), (x1, y1) = uv.min(0), uv.max(0)
+        c, half = ((x0 + x1) / 2, (y0 + y1) / 2), 0.58 * max(x1 - x0, y1 - y0)
+        box = (int(c[0] - half), int(c[1] - half), int(c[0] + half), int(c[1] + half))
+        im = Image.fromarray(rgb).crop(box).resize((tile, tile), Image.BILINEAR)
+        d = ImageDraw.Draw(im)
+        subject = subject_take(source[scenes.library_index[i]])[0]
+        sh = scenes.params.shape[i]
+        d.rectangle((0, 0, tile, 26), fill=(0, 0, 0))
+        d.text((3, 1), f"CMU {subject}: {MOTIONS.get(subject, '?')[:24]}", fill=(255, 255, 255))
+        d.text((3, 13), f"age {float(sh[age_i]):.2f}  gender {float(sh[gender_i]):.2f}", fill=(255, 255, 0))
+        tiles.append(np.asarray(im))
+    cols = 6
+    rows = [np.concatenate(tiles[r * cols:(r + 1) * cols], axis=1) for r in range(n // cols)]
+    sheet = np.concatenate(rows, axis=0)
+    for r in range(1, n // cols):
+        sheet[r * tile - 1:r * tile + 1] = 255
+    for c in range(1, cols):
+        sheet[:, c * tile - 1:c * tile + 1] = 255
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(sheet).save(path, optimize=True)
+    print(f"wrote {path} ({sheet.shape[1]} x {sheet.shape[0]} px; {cfg})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n-keypoints", type=int, default=512)
     ap.add_argument("--n-rendered", type=int, default=48)
     ap.add_argument("--contact-sheet", type=Path, default=None, help="write the contact sheet here and exit")
+    ap.add_argument("--training-sheet", type=Path, default=None,
+                    help="write the sheet of 24 random training people (the shipped SPIN recipe) here and exit")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.training_sheet is not None:
+        training_sheet(args.training_sheet, seed=args.seed)
+        return
     if args.contact_sheet is not None:
         contact_sheet(args.contact_sheet, seed=args.seed)
         return

@@ -4,7 +4,8 @@
     .venv/bin/python scripts/build_sequences.py [--mocap ../shared/data/mocap] [--frames 64]
 
 For each clip file in CLIPS (different CMU takes: walking, jumping, boxing, swordplay,
-uneven ground, a playground, a BVH subject): read it, subsample to --fps, pick the
+uneven ground, a playground, a BVH subject, basketball; and, for the val and test splits
+of hmrkit.data.splits, salsa and modern dance): read it, subsample to --fps, pick the
 --frames long window with the most motion (root-relative joint speed plus root speed),
 fit the body model to the window as a whole with hmrkit.fit.fit3d (bone directions and
 positions, one shape for the clip, RETARGET_NAMES as build_pose_prior.py's NAMES), smooth
@@ -43,6 +44,15 @@ CLIPS = (
     ("cmu/03/03_01.amc", "walk on uneven terrain"),
     ("cmu/01/01_01.amc", "playground"),
     ("bvh/cmu_131_01.bvh", "subject 131"),
+    ("bvh/cmu_06_01.bvh", "basketball"),
+    ("bvh/cmu_07_03.bvh", "walk"),
+    # val and test subjects and motions (hmrkit.data.splits): never seen in training
+    ("bvh/cmu_61_03.bvh", "salsa (follow), val"),
+    ("bvh/cmu_05_15.bvh", "modern dance, val"),
+    ("bvh/cmu_60_01.bvh", "salsa (lead), test"),
+    ("bvh/cmu_60_09.bvh", "salsa (lead), test"),
+    ("bvh/cmu_05_01.bvh", "modern dance, test"),
+    ("bvh/cmu_05_04.bvh", "modern dance, test"),
 )
 
 

@@ -614,7 +614,7 @@ def bent_elbow(body, p: BodyParams, rows, angle: float = 0.6) -> BodyParams:
 def test_data_spec_parsing_defaults_and_names():
     f = P.parse_data_spec("synthetic:frames,n=5,noise=clean,world3d=0.05")
     assert (f.kind, f.n, f.noise, f.world3d, f.seed, f.batch) == ("frames", 5, "clean", 0.05, 2024, 8)
-    assert f.name == "synthetic:frames,n=5,seed=2024,noise=clean,world3d=0.05"
+    assert f.name == "synthetic:frames,n=5,seed=2024,split=test,noise=clean,world3d=0.05"
     r = P.parse_data_spec("synthetic:rendered")
     assert (r.n, r.size, r.batch, r.backgrounds) == (32, 512, 8, None)
     assert r.name == "synthetic:rendered,n=32,seed=2024,size=512"

@@ -25,9 +25,9 @@ def test_eval_cli_writes_table_and_json(tmp_path, capsys):
     code = main(["eval", "--data", "synthetic:frames,n=2,noise=clean,batch=2", "--fit-iters", "30", "--json", str(out)])
     assert code == 0
     table = capsys.readouterr().out
-    assert "synthetic:frames,n=2,seed=2024,noise=clean" in table and "PA-MPJPE" in table
+    assert "synthetic:frames,n=2,seed=2024,split=test,noise=clean" in table and "PA-MPJPE" in table
     report = json.loads(out.read_text())
-    r = report["results"]["synthetic:frames,n=2,seed=2024,noise=clean"]
+    r = report["results"]["synthetic:frames,n=2,seed=2024,split=test,noise=clean"]
     assert r["PA-MPJPE"]["count"] == 2 and r["PA-MPJPE"]["mean"] > 0
     assert r["valid"]["mean"] == 1.0
 
@@ -36,7 +36,7 @@ def test_eval_cli_sequences_report_accel(tmp_path, capsys):
     out = tmp_path / "s.json"
     assert main(["eval", "--data", "synthetic:sequences,n=1,frames=5,batch=5,noise=clean", "--fit-iters", "10",
                  "--json", str(out)]) == 0
-    name = "synthetic:sequences,n=1,frames=5,seed=2024,noise=clean"
+    name = "synthetic:sequences,n=1,frames=5,seed=2024,split=test,noise=clean"
     table = capsys.readouterr().out
     row = next(line for line in table.splitlines() if name in line)
     header = next(line for line in table.splitlines() if "accel" in line)

@@ -304,8 +304,17 @@ def cmd_train(args) -> int:
         if getattr(args, name) < 1:
             print(f"hmrkit: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}", file=sys.stderr)
             return 2
-    if not 0.0 <= args.labelled <= 1.0:
-        print(f"hmrkit: --labelled must be in [0, 1], got {args.labelled}", file=sys.stderr)
+    for name in ("labelled", "perturb", "combine", "any_orientation"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            print(f"hmrkit: --{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}", file=sys.stderr)
+            return 2
+    from hmrkit.data.synthetic import INPUT_CONVENTIONS, PoseAugment
+
+    conventions = tuple(c for c in args.conventions.split(",") if c)
+    bad = [c for c in conventions if c not in INPUT_CONVENTIONS]
+    if bad or not conventions:
+        print(f"hmrkit: --conventions: unknown {bad or args.conventions!r}; choose from {','.join(INPUT_CONVENTIONS)}",
+              file=sys.stderr)
         return 2
     try:
         body = hmrkit.body.load(args.body, model_path=None if args.body == "anny" else args.model_path)
@@ -315,8 +324,11 @@ def cmd_train(args) -> int:
     config = SpinTrainConfig(
         steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, loop=not args.no_loop,
         fit_every=args.fit_every, fit_body_iters=args.fit_iters, val_every=args.val_every,
-        encoder=EncoderConfig(kind=args.encoder),
-        data=TrainSetConfig(n=args.n_train, seed=args.seed, labelled=args.labelled),
+        fit_select=args.fit_select, encoder=EncoderConfig(kind=args.encoder, width=args.width),
+        data=TrainSetConfig(n=args.n_train, seed=args.seed, labelled=args.labelled, phenotypes=args.phenotypes,
+                            conventions=conventions,
+                            augment=PoseAugment(mirror=not args.no_mirror, perturb=args.perturb, combine=args.combine,
+                                                any_orientation=args.any_orientation)),
     )
 
     def progress_factory(total, initial=0):
@@ -418,6 +430,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--encoder", default="tokens", choices=["tokens", "maps"])
     t.add_argument("--n-train", type=int, default=24000, help="synthetic training samples")
     t.add_argument("--labelled", type=float, default=0.25, help="fraction of samples with 3D labels")
+    t.add_argument("--width", type=int, default=128, help="the encoder's width")
+    t.add_argument("--conventions", default="mediapipe33,coco17,openpose25",
+                   help="input keypoint conventions, one drawn per sample (comma list)")
+    t.add_argument("--phenotypes", default="all", choices=["central", "all"],
+                   help="bodies: all Anny phenotypes (children to elders) or the central ones (0.5 +- 0.35)")
+    t.add_argument("--no-mirror", action="store_true", help="leave the library's mirrored poses out (ablation)")
+    t.add_argument("--perturb", type=float, default=0.0, help="probability of a per-joint pose perturbation")
+    t.add_argument("--combine", type=float, default=0.0,
+                   help="probability of combining one pose's upper body with another's lower body")
+    t.add_argument("--any-orientation", type=float, default=0.0,
+                   help="probability of a body orientation uniform over the sphere (lying, upside down)")
+    t.add_argument("--fit-select", default="px", choices=["px", "agree"],
+                   help="which stored fits supervise: 2D error only (px), or also 3D agreement with the regressor")
     t.add_argument("--val-every", type=int, default=500)
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")

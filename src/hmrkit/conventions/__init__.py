@@ -201,6 +201,9 @@ ALIASES = {
     "neck_nose": "nose",
     "left_hand.wrist": "left_wrist",
     "right_hand.wrist": "right_wrist",
+    # OpenPose's big toe and MediaPipe's foot index are both the tip of the foot
+    "left_big_toe": "left_foot_index",
+    "right_big_toe": "right_foot_index",
 }
 
 

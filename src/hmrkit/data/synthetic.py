@@ -24,14 +24,83 @@ from hmrkit.types import BodyParams
 def load_pose_library(name: str = "anny"):
     """(body_pose_aa (N, Jb, 3), global_orient_aa (N, 3), joint_names) of the shipped library
     ``name`` (a body model's ``pose_library``)."""
+    z = np.load(_library_path(name))
+    return z["body_pose_aa"], z["global_orient_aa"], [str(n) for n in z["joint_names"]]
+
+
+@lru_cache(maxsize=4)
+def pose_library_sources(name: str = "anny") -> tuple[np.ndarray, np.ndarray]:
+    """(source (N,) clip names, ':mirrored' for mirrored poses; split (N,) 'train' | 'val' |
+    'test', ``hmrkit.data.splits``) of the shipped library ``name``. A library built before
+    the splits (no ``split`` array) counts as all 'train'."""
+    z = np.load(_library_path(name))
+    source = z["source"].astype(str) if "source" in z.files else np.full(len(z["body_pose_aa"]), "?")
+    split = z["split"].astype(str) if "split" in z.files else np.full(len(source), "train")
+    return source, split
+
+
+@lru_cache(maxsize=4)
+def library_fingerprint(name: str = "anny") -> str:
+    """A short hash of the shipped library file (caches built from it name it)."""
+    import hashlib
+
+    return hashlib.sha1(_library_path(name).read_bytes()).hexdigest()[:12]
+
+
+def library_indices(name: str, split: str = "all", mirror: bool = True) -> np.ndarray:
+    """Indices of the library poses of ``split`` ('all' for every split); ``mirror=False``
+    leaves the mirrored copies out."""
+    from hmrkit.data.splits import check_split
+
+    source, sp = pose_library_sources(name)
+    keep = np.ones(len(source), dtype=bool) if check_split(split) == "all" else sp == split
+    if not mirror:
+        keep &= ~np.char.endswith(source, ":mirrored")
+    return np.flatnonzero(keep)
+
+
+def _library_path(name: str):
     path = WEIGHTS_DIR / f"pose_library_{name}.npz"
     if not path.exists():
         from hmrkit.errors import InputError
 
         raise InputError(path, f"no pose library for the {name!r} body model; build it from the CMU mocap "
                                f"with `python scripts/build_pose_prior.py --body {name} --model-path YOUR_MODEL`")
-    z = np.load(path)
-    return z["body_pose_aa"], z["global_orient_aa"], [str(n) for n in z["joint_names"]]
+    return path
+
+
+@dataclass(frozen=True)
+class PoseAugment:
+    """New plausible poses made from the library's (the augmentation ablation of
+    docs/synthetic_data.md says which help). Probabilities are per sample; each draws
+    from its own random stream, so switching one on leaves every other draw unchanged.
+
+    mirror:          include the library's mirrored poses (left/right swapped);
+    perturb:         probability of a per-joint perturbation: the body joints' axis-angles
+                     moved by a Gaussian step shaped like the pose GMM component the pose
+                     belongs to, ``perturb_scale`` times its spread (so each joint moves
+                     as far as the library shows it can: about 6 degrees a joint on
+                     average at 0.6), kept when the hinge prior (knees, elbows) does not
+                     grow and the pose GMM stays within the library's own range (else the
+                     pose is left as it was);
+    combine:         probability of the upper body (spine, neck, head, arms) of one pose
+                     on the lower body (hips and legs, and its global orientation) of
+                     another, kept when the pose GMM accepts the result (same rule);
+    any_orientation: probability that the body's orientation is uniform over the whole
+                     sphere (lying, upside down, leaning) instead of the library's upright
+                     one with a random heading."""
+
+    mirror: bool = True
+    perturb: float = 0.0
+    perturb_scale: float = 0.6
+    combine: float = 0.0
+    any_orientation: float = 0.0
+
+
+NO_AUGMENT = PoseAugment()
+# Anny phenotype ranges of ``SceneConfig.phenotypes="all"``: every value over its whole
+# range, except age from 0.2 (a child of about 1.1 m) to 1 (an elder); 0 is a baby.
+ALL_PHENOTYPES_AGE = (0.2, 1.0)
 
 
 @dataclass(frozen=True)
@@ -46,6 +115,9 @@ class SceneConfig:
     roll_deg: float = 5.0
     offset: float = 0.25  # pelvis off the optical axis, as a fraction of the distance
     shape_spread: float = 0.35  # Anny phenotypes sampled in 0.5 +- spread (clipped to [0, 1])
+    phenotypes: str = "central"  # "central": 0.5 +- shape_spread; "all": ALL_PHENOTYPES_AGE and [0, 1]
+    split: str = "all"  # library poses of this split (hmrkit.data.splits): train | val | test | all
+    augment: PoseAugment = NO_AUGMENT
 
 
 GROUPS = ("face", "torso", "limbs", "extremities", "hands", "face_mesh")
@@ -246,23 +318,34 @@ class SyntheticBatch:
     params: BodyParams  # ground truth, camera frame
     K: Tensor  # (B, 3, 3)
     image_size: tuple  # (H, W)
+    library_index: np.ndarray | None = None  # (B,) the pose library row each pose came from (before augmenting)
 
 
 def sample_scenes(body, n: int, seed: int = 0, config: SceneConfig = SceneConfig()) -> SyntheticBatch:
-    """n people in front of n cameras: library poses (mirrored included), sampled shapes."""
+    """n people in front of n cameras: library poses of ``config.split`` (mirrored included
+    unless ``config.augment.mirror`` is False), augmented per ``config.augment``, sampled
+    shapes (``config.phenotypes``)."""
     g = np.random.default_rng(seed)
     pose_aa, go_aa, names = load_pose_library(body.pose_library)
     bidx = body_joint_indices(body)
     if [body.pose_joint_names[i] for i in bidx] != names:
         raise ValueError("the pose library does not match this body model's joints")
-    pick = g.integers(0, len(pose_aa), n)
+    aug = config.augment
+    pool = library_indices(body.pose_library, config.split, aug.mirror)
+    if len(pool) == 0:
+        raise ValueError(f"the {body.pose_library} pose library has no poses of split {config.split!r}; rebuild it "
+                         "with scripts/build_pose_prior.py")
+    pick = pool[g.integers(0, len(pool), n)]
     dtype = body.dtype
+    body_aa = torch.as_tensor(pose_aa[pick], dtype=dtype)
+    go_lib = roma.rotvec_to_rotmat(torch.as_tensor(go_aa[pick], dtype=dtype))
+    if aug != NO_AUGMENT and aug != PoseAugment(mirror=aug.mirror):
+        body_aa, go_lib = _augment(body, body_aa, go_lib, pose_aa, go_aa, pool, aug, seed, names)
     aa = torch.zeros(n, body.num_pose_joints, 3, dtype=dtype)
-    aa[:, bidx] = torch.as_tensor(pose_aa[pick], dtype=dtype)
+    aa[:, bidx] = body_aa
     pose = roma.rotvec_to_rotmat(aa)
     # body orientation: library orientation (heading removed), a random heading, then the
     # camera's pitch/roll, then into the OpenCV camera frame (y down, facing the camera)
-    go_lib = roma.rotvec_to_rotmat(torch.as_tensor(go_aa[pick], dtype=dtype))
     yaw = np.radians(g.uniform(-config.yaw_deg, config.yaw_deg, n))
     pitch = np.radians(g.uniform(-config.pitch_deg, config.pitch_deg, n))
     roll = np.radians(g.uniform(-config.roll_deg, config.roll_deg, n))
@@ -270,8 +353,20 @@ def sample_scenes(body, n: int, seed: int = 0, config: SceneConfig = SceneConfig
     R_cam = roma.rotvec_to_rotmat(torch.tensor(np.stack([pitch, 0 * pitch, roll], -1), dtype=dtype))
     to_cv = torch.tensor([[1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]], dtype=dtype)
     go = R_cam @ to_cv @ R_yaw @ go_lib
-    shape = torch.as_tensor(np.clip(0.5 + g.uniform(-1, 1, (n, body.num_shape)) * config.shape_spread, 0, 1)
-                            if body.shape_range is not None else g.normal(0, 1, (n, body.num_shape)), dtype=dtype)
+    u = g.uniform(-1, 1, (n, body.num_shape))
+    if body.shape_range is None:
+        shape = g.normal(0, 1, (n, body.num_shape))
+    elif config.phenotypes == "all":
+        shape = 0.5 * (u + 1)
+        if "age" in getattr(body, "shape_names", ()):
+            a = body.shape_names.index("age")
+            lo, hi = ALL_PHENOTYPES_AGE
+            shape[:, a] = lo + (hi - lo) * shape[:, a]
+    elif config.phenotypes == "central":
+        shape = np.clip(0.5 + u * config.shape_spread, 0, 1)
+    else:
+        raise ValueError(f"unknown phenotypes {config.phenotypes!r}; choose central or all")
+    shape = torch.as_tensor(shape, dtype=dtype)
     dist = g.uniform(*config.distance, n)
     off = g.uniform(-config.offset, config.offset, (n, 2)) * dist[:, None]
     transl = torch.tensor(np.concatenate([off, dist[:, None]], -1), dtype=dtype)
@@ -284,16 +379,151 @@ def sample_scenes(body, n: int, seed: int = 0, config: SceneConfig = SceneConfig
     K[:, 0, 0] = torch.as_tensor(f, dtype=dtype)
     K[:, 1, 1] = torch.as_tensor(f, dtype=dtype)
     K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = W / 2, H / 2, 1.0
-    return SyntheticBatch(params=params, K=K, image_size=(H, W))
+    return SyntheticBatch(params=params, K=K, image_size=(H, W), library_index=pick)
+
+
+@lru_cache(maxsize=4)
+def _prior_limits(name: str):
+    """(the pose GMM, its energy bound): the 99th percentile of the GMM energy over the
+    library's train poses, the range an augmented pose must stay within."""
+    from hmrkit.body.priors import PoseGMM
+
+    gmm = PoseGMM.load(WEIGHTS_DIR / f"pose_prior_{name}.npz")
+    pose_aa, _, _ = load_pose_library(name)
+    idx = library_indices(name, "train")
+    x = torch.as_tensor(pose_aa[idx], dtype=torch.float32)
+    e_gmm = gmm.energy_aa(x.reshape(len(x), -1))
+    return gmm, float(torch.quantile(e_gmm, 0.99))
+
+
+def _augment(body, body_aa, go_lib, pose_aa, go_aa, pool, aug: PoseAugment, seed: int, names):
+    """``PoseAugment``'s perturbation, upper/lower combination and any-orientation on the
+    picked poses body_aa (n, Jb, 3) and orientations go_lib (n, 3, 3)."""
+    n, dtype = body_aa.shape[0], body_aa.dtype
+    gmm, e_max = _prior_limits(body.pose_library)
+    hinge = _hinge(body)
+    bidx = body_joint_indices(body)
+
+    def hinge_energy(x):
+        aa = torch.zeros(x.shape[0], body.num_pose_joints, 3, dtype=dtype)
+        aa[:, bidx] = x
+        return hinge(roma.rotvec_to_rotmat(aa))
+
+    def accept(new, old, extra=None):
+        ok = gmm.energy_aa(new.reshape(len(new), -1).float()) <= e_max
+        if extra is not None:
+            ok &= extra
+        return torch.where(ok[:, None, None], new, old), ok
+
+    lower = torch.tensor([any(k in nm for k in ("hip", "knee", "ankle", "foot")) for nm in names])
+    g = np.random.default_rng(np.random.SeedSequence([seed, 0xA46]))
+    u_comb, u_pert, u_orient = g.random(n), g.random(n), g.random(n)
+    other = pool[g.integers(0, len(pool), n)]
+    noise = torch.as_tensor(g.normal(0, 1, (n, body_aa[0].numel(), 1)), dtype=torch.float32)
+    rand_R = torch.as_tensor(_uniform_rotations(g, n), dtype=dtype)
+    if aug.combine > 0:
+        c = torch.as_tensor(u_comb < aug.combine)
+        mixed = torch.where(lower[None, :, None], torch.as_tensor(pose_aa[other], dtype=dtype), body_aa)
+        mixed, ok = accept(mixed, body_aa)
+        body_aa = torch.where(c[:, None, None], mixed, body_aa)
+        go_o = roma.rotvec_to_rotmat(torch.as_tensor(go_aa[other], dtype=dtype))
+        go_lib = torch.where((c & ok)[:, None, None], go_o, go_lib)
+    if aug.perturb > 0:
+        p = torch.as_tensor(u_pert < aug.perturb)
+        x = body_aa.reshape(n, -1).float()
+        d = x[:, None] - gmm.means[None]
+        maha = torch.einsum("bmi,mij,bmj->bm", d, gmm.precisions, d)
+        k = (0.5 * maha - gmm.log_weights[None]).argmin(1)  # the component each pose belongs to
+        L = torch.linalg.cholesky(torch.linalg.inv(gmm.precisions.double())).float()
+        step = aug.perturb_scale * (L[k] @ noise)[..., 0]
+        new = (x + step).reshape(body_aa.shape).to(dtype)
+        new, _ = accept(new, body_aa, hinge_energy(new) <= hinge_energy(body_aa) + 0.05)
+        body_aa = torch.where(p[:, None, None], new, body_aa)
+    if aug.any_orientation > 0:
+        o = torch.as_tensor(u_orient < aug.any_orientation)
+        go_lib = torch.where(o[:, None, None], rand_R, go_lib)
+    return body_aa, go_lib
+
+
+_HINGES: dict = {}  # id(body) -> its HingePrior
+
+
+def _hinge(body):
+    from hmrkit.body.priors import HingePrior
+
+    key = id(body)
+    if key not in _HINGES:
+        _HINGES[key] = HingePrior(body)
+    return _HINGES[key]
+
+
+def _uniform_rotations(g: np.random.Generator, n: int) -> np.ndarray:
+    """(n, 3, 3) rotations uniform over SO(3) (unit quaternions from 4 normals)."""
+    q = g.normal(size=(n, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    return roma.unitquat_to_rotmat(torch.as_tensor(q)).numpy()
+
+
+# The body conventions users bring (docs/evidence_format.md); the regressors are trained
+# with each (hmrkit.train.spin) and evaluated on each (``input=`` of the synthetic sets).
+INPUT_CONVENTIONS = ("mediapipe33", "coco17", "openpose25")
+
+
+def openpose25_keypoints(body, kps: dict) -> tuple[Tensor, Tensor]:
+    """OpenPose BODY_25 keypoints (B, 25, 3) and (25,) validity of a body model without a
+    BODY_25 regressor, from its ``coco17`` and ``mediapipe33`` keypoints ``kps`` ({name:
+    (B, K, 3)}): the COCO-17 points (OpenPose's body points are COCO's), neck and mid-hip as
+    the midpoints of COCO's shoulders and hips (as OpenPose's are), heels and big toes from
+    mediapipe33 (heel, foot index); the small toes are not valid."""
+    from hmrkit import conventions as C
+
+    X, mask = C.convert(kps["coco17"], "coco17", "openpose25")
+    feet, fmask = C.convert(kps["mediapipe33"], "mediapipe33", "openpose25")
+    take = [i for i, n in enumerate(C.OPENPOSE25) if n.endswith(("heel", "big_toe"))]
+    X = X.clone()
+    X[:, take] = feet[:, take]
+    vc, _ = C.convert(body.keypoint_valid("coco17")[:, None].float(), "coco17", "openpose25")
+    vm, _ = C.convert(body.keypoint_valid("mediapipe33")[:, None].float(), "mediapipe33", "openpose25")
+    valid = torch.as_tensor(mask) & (vc[:, 0] > 0.99)  # a midpoint is valid when both ends are
+    valid[take] = torch.as_tensor(fmask)[take] & (vm[take, 0] > 0.99)
+    return X, valid
+
+
+def convention_keypoints(body, kps: dict, convention: str) -> tuple[Tensor, Tensor]:
+    """(B, K, 3) keypoints of an input convention (``INPUT_CONVENTIONS``) and (K,) validity,
+    from the body model's keypoints ``kps`` ({name: (B, K, 3)}, e.g. ``forward_keypoints``
+    of coco17 and mediapipe33)."""
+    if convention == "openpose25" and convention not in body.keypoint_conventions:
+        return openpose25_keypoints(body, kps)
+    return kps[convention], body.keypoint_valid(convention).bool()
+
+
+def input_layout(body, kps: dict, convention: str) -> tuple[Tensor, Tensor]:
+    """(B, 33, 3) keypoints of ``convention`` placed in the regressors' input layout
+    (``models.inputs.INPUT_CONVENTION``, mediapipe33) as ``to_input_convention`` places a
+    user's keypoints, and (33,) bool: the slots that convention fills. ``kps`` as for
+    ``convention_keypoints``."""
+    from hmrkit import conventions as C
+    from hmrkit.models.inputs import INPUT_CONVENTION
+
+    X, valid = convention_keypoints(body, kps, convention)
+    if convention == INPUT_CONVENTION:
+        return X, valid
+    Y, mask = C.convert(X, convention, INPUT_CONVENTION)
+    vy, _ = C.convert(valid[:, None].to(X.dtype), convention, INPUT_CONVENTION)
+    return Y, torch.as_tensor(mask) & (vy[:, 0] > 0.99)
 
 
 def body_keypoints(body, output, convention: str) -> tuple[Tensor, Tensor]:
     """(B, K, 3) keypoints of ``convention`` (frame of ``output``) and (K,) bool validity.
 
     ``holistic`` is assembled from the body model's ``mediapipe33``, ``hand21_left``,
-    ``hand21_right`` and ``face`` regressors; a part the model lacks is zeros, not valid."""
+    ``hand21_right`` and ``face`` regressors; a part the model lacks is zeros, not valid.
+    ``openpose25`` of a model without its regressor: ``openpose25_keypoints``."""
     from hmrkit import conventions as C
 
+    if convention == "openpose25" and convention not in body.keypoint_conventions:
+        return openpose25_keypoints(body, {c: body.keypoints(output, c) for c in ("coco17", "mediapipe33")})
     if convention != "holistic":
         return body.keypoints(output, convention), body.keypoint_valid(convention).bool()
     B = output.vertices.shape[0]

@@ -50,16 +50,23 @@ def _noise(spec: SyntheticSpec):
 FRAMES_YAW_DEG = 60.0
 
 
+def phenotypes_of(split: str) -> str:
+    """Bodies of a split's sets: the unseen splits use every phenotype (children to
+    elders); the in-distribution ``train`` set keeps the central ones it always had."""
+    return "central" if split == "train" else "all"
+
+
 def _build_frames(body, spec: SyntheticSpec) -> SyntheticSet:
     from hmrkit.data.synthetic import SceneConfig, keypoints2d, sample_scenes
 
-    scenes = sample_scenes(body, spec.n, seed=spec.seed, config=SceneConfig(yaw_deg=FRAMES_YAW_DEG))
-    kp = keypoints2d(body, scenes, "mediapipe33", _noise(spec), seed=spec.seed + 1)
+    scenes = sample_scenes(body, spec.n, seed=spec.seed, config=SceneConfig(
+        yaw_deg=FRAMES_YAW_DEG, split=spec.split, phenotypes=phenotypes_of(spec.split)))
+    kp = keypoints2d(body, scenes, spec.input, _noise(spec), seed=spec.seed + 1)
     k3 = None
     if spec.world3d > 0:
         with torch.no_grad():
             k3 = _world_landmarks(body, body(scenes.params), spec.world3d, spec.seed + 2)
-    inputs = EvalInputs(kp, "mediapipe33", scenes.K, k3, torch.ones(spec.n, dtype=torch.bool),
+    inputs = EvalInputs(kp, spec.input, scenes.K, k3, torch.ones(spec.n, dtype=torch.bool),
                         torch.tensor(scenes.image_size).expand(spec.n, 2).clone())
     return SyntheticSet(spec, scenes.params, inputs, scenes.image_size)
 
@@ -67,10 +74,12 @@ def _build_frames(body, spec: SyntheticSpec) -> SyntheticSet:
 def rendered_scene(size: int):
     """The rendered set's scenes: ``size`` px square images, cameras 2.2-5.5 m away with a
     40-60 degree field of view (as the noise calibration's renders), headings within
-    +-60 degrees of facing the camera (as the frames set)."""
+    +-60 degrees of facing the camera, poses and bodies of the unseen test split (as the
+    frames set's default)."""
     from hmrkit.data.synthetic import SceneConfig
 
-    return SceneConfig(image_size=(size, size), fov_deg=(40.0, 60.0), distance=(2.2, 5.5), yaw_deg=FRAMES_YAW_DEG)
+    return SceneConfig(image_size=(size, size), fov_deg=(40.0, 60.0), distance=(2.2, 5.5), yaw_deg=FRAMES_YAW_DEG,
+                       split="test", phenotypes=phenotypes_of("test"))
 
 
 def _build_rendered(body, spec: SyntheticSpec, detector=None) -> SyntheticSet:
@@ -113,8 +122,13 @@ def _build_sequences(body, spec: SyntheticSpec) -> SyntheticSet:
                                "model; evaluate on it with --body anny") from None
     if spec.frames > lib.num_frames:
         raise InputError(None, f"{spec.name}: frames must be at most {lib.num_frames} (the clips' length)")
+    from hmrkit.data.splits import split_of
+
+    pool = np.array([i for i, src in enumerate(lib.source) if spec.split == "all" or split_of(src) == spec.split])
+    if len(pool) == 0:
+        raise InputError(None, f"{spec.name}: the shipped sequence library has no clips of split {spec.split!r}")
     rng = np.random.default_rng(np.random.SeedSequence([spec.seed, 0x5E9]))
-    order = rng.permutation(len(lib))
+    order = pool[rng.permutation(len(pool))]
     config = SequenceCameraConfig()
     noise = _noise(spec)
     params, K, kp, k3, clips = [], [], [], [], []
@@ -127,7 +141,7 @@ def _build_sequences(body, spec: SyntheticSpec) -> SyntheticSet:
         with torch.no_grad():
             out = body(p)
         Kc = seq.K[start:start + spec.frames]
-        kp.append(keypoints_from_output(body, out, Kc, seq.image_size, "mediapipe33", noise, cseed + 1))
+        kp.append(keypoints_from_output(body, out, Kc, seq.image_size, spec.input, noise, cseed + 1))
         if spec.world3d > 0:
             k3.append(_world_landmarks(body, out, spec.world3d, cseed + 2))
         a = sum(x.batch_size for x in params)
@@ -135,7 +149,7 @@ def _build_sequences(body, spec: SyntheticSpec) -> SyntheticSet:
         params.append(p)
         K.append(Kc)
     n = spec.n * spec.frames
-    inputs = EvalInputs(torch.cat(kp), "mediapipe33", torch.cat(K), torch.cat(k3) if k3 else None,
+    inputs = EvalInputs(torch.cat(kp), spec.input, torch.cat(K), torch.cat(k3) if k3 else None,
                         torch.ones(n, dtype=torch.bool), torch.tensor(config.image_size).expand(n, 2).clone(),
                         tuple(clips))
     return SyntheticSet(spec, BodyParams.cat(params), inputs, config.image_size,

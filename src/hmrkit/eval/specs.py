@@ -2,20 +2,26 @@
 
 A data spec names one set (``parse_data_spec``):
 
-  synthetic:frames[,n=48,seed=2024,noise=realistic,world3d=0,batch=8]
-      single frames, keypoint evidence: the body model's mediapipe33 keypoints projected
-      to 2D, ``noise=clean|realistic`` (``NoiseConfig.realistic()``, calibrated against
+  synthetic:frames[,n=48,seed=2024,split=test,input=mediapipe33,noise=realistic,world3d=0,batch=8]
+      single frames, keypoint evidence: the body model's keypoints of ``input``
+      (mediapipe33, coco17 or openpose25: what a user's detector gives) projected to 2D,
+      ``noise=clean|realistic`` (``NoiseConfig.realistic()``, calibrated against
       MediaPipe); ``world3d=`` the std in metres of simulated root-relative 3D landmarks
-      (0 = none), standing in for MediaPipe's world landmarks.
+      (0 = none; mediapipe33 only), standing in for MediaPipe's world landmarks.
+      ``split=``: whose poses (``hmrkit.data.splits``, by mocap subject and motion type):
+      ``test`` (default) and ``val`` are subjects and motions (salsa, modern dance) that
+      training never sees, with bodies over all phenotypes; ``train`` is the
+      in-distribution set (training's subjects, central phenotypes: it overstates a
+      regressor trained on them); ``all`` every subject.
   synthetic:rendered[,n=32,seed=2024,size=512,batch=8,backgrounds=DIR]
       single frames rendered (``hmrkit.data.render_synthetic.generate``: skin tones,
       clothing, lights; procedural backgrounds, or crops of the images in DIR), on which
       the real detector runs (MediaPipe Holistic, static image mode): holistic keypoints,
       its world landmarks as 3D evidence, K from the scene.
-  synthetic:sequences[,n=4,frames=32,seed=2024,noise=realistic,world3d=0,batch=8]
+  synthetic:sequences[,n=4,frames=32,seed=2024,split=test,input=mediapipe33,noise=realistic,world3d=0,batch=8]
       ``n`` clips of ``frames`` consecutive frames (30 fps) from the shipped retargeted CMU
-      sequences (``hmrkit.data.sequences``) seen by a slowly moving camera; evidence as
-      for ``frames`` (noise drawn independently per frame); the estimator gets chunks of
+      sequences (``hmrkit.data.sequences``) of ``split``'s subjects, seen by a slowly
+      moving camera; evidence as for ``frames`` (noise drawn independently per frame); the estimator gets chunks of
       ``batch`` consecutive frames with ``smooth=True``, each chunk started from the
       previous chunk's last valid estimate (as ``hmrkit run`` on a video).
   3dpw:NPZ,root=DIR[,n=,step=1,regressor=NPY,batch=8]
@@ -48,16 +54,16 @@ DATASET_KINDS = ("3dpw", "h36m")
 
 # Per kind: the keys a spec may set, and the defaults of those that depend on the kind.
 _KEYS = {
-    "frames": ("n", "seed", "noise", "world3d", "batch"),
+    "frames": ("n", "seed", "split", "input", "noise", "world3d", "batch"),
     "rendered": ("n", "seed", "size", "batch", "backgrounds"),
-    "sequences": ("n", "frames", "seed", "noise", "world3d", "batch"),
+    "sequences": ("n", "frames", "seed", "split", "input", "noise", "world3d", "batch"),
 }
 _DEFAULTS = {
     "frames": {"n": 48, "batch": 8},
     "rendered": {"n": 32, "batch": 8},
     "sequences": {"n": 4, "frames": 32, "batch": 8},
 }
-_TYPES = {"n": int, "seed": int, "noise": str, "world3d": float, "batch": int, "size": int, "frames": int,
+_TYPES = {"n": int, "seed": int, "split": str, "input": str, "noise": str, "world3d": float, "batch": int, "size": int, "frames": int,
           "backgrounds": str, "root": str, "step": int, "regressor": str}
 
 SPEC_HELP = ("synthetic:frames|rendered|sequences[,key=value...], 3dpw:NPZ,root=DIR or h36m:NPZ,root=DIR "
@@ -84,7 +90,8 @@ def _key_values(text: str, parts: list, allowed: tuple) -> dict:
 class SyntheticSpec:
     """A fixed-seed synthetic test set (module docstring).
 
-    kind: frames | rendered | sequences; n: samples (frames, rendered) or clips
+    kind: frames | rendered | sequences; split: whose poses (frames, sequences; the module
+    docstring); input: the evidence's keypoint convention (frames, sequences); n: samples (frames, rendered) or clips
     (sequences); seed; noise: clean | realistic (frames, sequences); world3d: std in
     metres of simulated 3D landmarks, 0 for none (frames, sequences); batch: frames per
     estimator call (sequences: the chunk of consecutive frames); size: image side in px
@@ -101,6 +108,8 @@ class SyntheticSpec:
     size: int = 512
     frames: Optional[int] = None
     backgrounds: Optional[str] = None
+    split: str = "test"
+    input: str = "mediapipe33"
 
     def __post_init__(self):
         if self.kind not in SYNTHETIC_KINDS:
@@ -124,6 +133,15 @@ class SyntheticSpec:
         spec = SyntheticSpec(kind=kind, **_key_values(text, parts[1:], _KEYS[kind]))
         if spec.noise not in ("clean", "realistic"):
             raise InputError(None, f"{text!r}: noise must be clean or realistic")
+        from hmrkit.data.splits import SPLIT_CHOICES
+        from hmrkit.data.synthetic import INPUT_CONVENTIONS
+
+        if spec.split not in SPLIT_CHOICES:
+            raise InputError(None, f"{text!r}: split must be one of {', '.join(SPLIT_CHOICES)}")
+        if spec.input not in INPUT_CONVENTIONS:
+            raise InputError(None, f"{text!r}: input must be one of {', '.join(INPUT_CONVENTIONS)}")
+        if spec.world3d and spec.input != "mediapipe33":
+            raise InputError(None, f"{text!r}: world3d needs input=mediapipe33 (only MediaPipe gives world landmarks)")
         for k, low in (("n", 1), ("batch", 1), ("size", 64), ("frames", 3)):
             if k in _KEYS[kind] and getattr(spec, k) < low:
                 raise InputError(None, f"{text!r}: {k} must be at least {low}")
@@ -142,7 +160,8 @@ class SyntheticSpec:
         head = f"synthetic:{self.kind},n={self.n}"
         if self.kind == "sequences":
             head += f",frames={self.frames}"
-        s = f"{head},seed={self.seed},noise={self.noise}"
+        s = f"{head},seed={self.seed},split={self.split}"
+        s += (f",input={self.input}" if self.input != "mediapipe33" else "") + f",noise={self.noise}"
         return s + (f",world3d={self.world3d}" if self.world3d else "")
 
 

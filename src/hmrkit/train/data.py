@@ -20,7 +20,9 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from hmrkit.data.synthetic import NoiseConfig, SceneConfig, add_noise, sample_scenes, true_keypoints
+from hmrkit.geometry.camera import project
+
+from hmrkit.data.synthetic import NO_AUGMENT, NoiseConfig, PoseAugment, SceneConfig, add_noise, input_layout, sample_scenes
 from hmrkit.io.atomic import atomic_write
 from hmrkit.types import BodyParams
 
@@ -29,28 +31,45 @@ CONVENTION = "mediapipe33"
 
 @dataclass(frozen=True)
 class TrainSetConfig:
+    """n samples of the library's ``split`` poses (``augment``ed), ``phenotypes`` bodies
+    (``SceneConfig``), each seen through one input convention of ``conventions`` (drawn
+    uniformly per sample: the keypoints a user's detector gives, in the regressors' input
+    layout; world landmarks only with mediapipe33)."""
+
     n: int = 24000
     seed: int = 0
     labelled: float = 0.25  # fraction of samples whose 3D labels training may use
     world3d_sigma: float = 0.05  # m, noise of the simulated world landmarks
     yaw_deg: float = 180.0
     image_size: tuple = (720, 720)
+    split: str = "train"
+    phenotypes: str = "central"
+    augment: PoseAugment = NO_AUGMENT
+    conventions: tuple = (CONVENTION,)
 
-    def key(self) -> str:
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+    def key(self, library: str = "") -> str:
+        """Cache key: the configuration and ``library``, a fingerprint of the pose library."""
+        return hashlib.sha1((json.dumps(asdict(self), sort_keys=True) + library).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
 class KeypointTrainSet:
     """params:   ground truth BodyParams (N, ...) in the camera frame;
     K:           (N, 3, 3) px; image_size (H, W);
-    X, uv:       (N, 33, 3) exact mediapipe33 keypoints, camera frame metres, and (N, 33, 2) px;
+    X:           (N, 33, 3) exact mediapipe33 keypoints, camera frame metres (3D labels);
+    uv:          (N, 33, 2) px, projections of each sample's input keypoints (its convention's
+                 keypoints in the input layout, ``Xin``);
     valid:       (33,) bool, keypoints the body model has;
-    det:         (N, 33, 3) fixed noisy detections, px + confidence;
-    det3d:       (N, 33, 4) fixed noisy root-relative 3D keypoints + confidence;
+    det:         (N, 33, 3) fixed noisy detections, px + confidence, in the input layout
+                 (confidence 0 in the slots the sample's convention lacks);
+    det3d:       (N, 33, 4) fixed noisy root-relative 3D keypoints + confidence (mediapipe33
+                 samples only: other detectors give no world landmarks);
     labelled:    (N,) bool;
     real:        (N,) bool or None: detections from real images (no ground truth at all:
-                 params, X and uv are placeholders), see ``with_real_detections``."""
+                 params, X and uv are placeholders), see ``with_real_detections``;
+    Xin:         (N, 33, 3) exact input keypoints (None: X, all mediapipe33);
+    present:     (N, 33) bool, the slots each sample's convention fills (None: all);
+    convention:  (N,) long, index into ``conventions`` (None: all mediapipe33)."""
 
     params: BodyParams
     K: Tensor
@@ -62,9 +81,29 @@ class KeypointTrainSet:
     det3d: Tensor
     labelled: Tensor
     real: Optional[Tensor] = None
+    Xin: Optional[Tensor] = None
+    present: Optional[Tensor] = None
+    convention: Optional[Tensor] = None
+    conventions: tuple = (CONVENTION,)
 
     def __len__(self) -> int:
         return self.K.shape[0]
+
+    def input_keypoints(self, idx: Tensor) -> Tensor:
+        """(len(idx), 33, 3) exact input keypoints of the samples ``idx``."""
+        return (self.X if self.Xin is None else self.Xin)[idx]
+
+    def slots(self, idx: Tensor) -> Tensor:
+        """(len(idx), 33) bool: the input slots the samples' conventions fill."""
+        if self.present is None:
+            return torch.ones(len(idx), self.X.shape[1], dtype=torch.bool)
+        return self.present[idx]
+
+    def conventions_of(self, idx: Tensor) -> Tensor:
+        """(len(idx),) long index into ``conventions``."""
+        if self.convention is None:
+            return torch.zeros(len(idx), dtype=torch.long)
+        return self.convention[idx]
 
     @property
     def is_real(self) -> Tensor:
@@ -85,24 +124,41 @@ def world_landmarks(X: Tensor, conf2d: Tensor, sigma: float, generator: torch.Ge
 
 
 def build_trainset(body, config: TrainSetConfig = TrainSetConfig(), chunk: int = 512, progress=None) -> KeypointTrainSet:
-    scenes = sample_scenes(body, config.n, seed=config.seed,
-                           config=SceneConfig(image_size=config.image_size, yaw_deg=config.yaw_deg))
-    Xs, uvs = [], []
-    from hmrkit.data.synthetic import SyntheticBatch
-
+    scenes = sample_scenes(body, config.n, seed=config.seed, config=SceneConfig(
+        image_size=config.image_size, yaw_deg=config.yaw_deg, split=config.split, phenotypes=config.phenotypes,
+        augment=config.augment))
+    g = torch.Generator().manual_seed(config.seed + 3)
+    conv = torch.randint(0, len(config.conventions), (config.n,), generator=g)
+    Xs, Xins, pres = [], [], []
+    valid = body.keypoint_valid(CONVENTION).bool()
     for s in range(0, config.n, chunk):
-        sub = SyntheticBatch(scenes.params[s:s + chunk], scenes.K[s:s + chunk], scenes.image_size)
-        X, uv, valid = true_keypoints(body, sub, CONVENTION)
-        Xs.append(X)
-        uvs.append(uv)
+        with torch.no_grad():
+            kps = body.forward_keypoints(scenes.params[s:s + chunk], ("coco17", CONVENTION))
+        Xin = kps[CONVENTION].clone()
+        pre = valid.expand(Xin.shape[0], -1).clone()
+        c = conv[s:s + chunk]
+        for k, name in enumerate(config.conventions):
+            if name == CONVENTION or not (c == k).any():
+                continue
+            Y, slots = input_layout(body, kps, name)
+            Xin[c == k] = Y[c == k]
+            pre[c == k] = slots & valid
+        Xs.append(kps[CONVENTION])
+        Xins.append(Xin)
+        pres.append(pre)
         if progress is not None:
-            progress(X.shape[0])
-    X, uv = torch.cat(Xs), torch.cat(uvs)
-    det = add_noise(X, uv, valid, CONVENTION, scenes.image_size, NoiseConfig.realistic(), seed=config.seed + 1)
+            progress(Xin.shape[0])
+    X, Xin, present = torch.cat(Xs), torch.cat(Xins), torch.cat(pres)
+    uv = project(Xin, scenes.K)
+    det = add_noise(Xin, uv, valid, CONVENTION, scenes.image_size, NoiseConfig.realistic(), seed=config.seed + 1)
+    det[..., 2] *= present
     g = torch.Generator().manual_seed(config.seed + 2)
     det3d = world_landmarks(X, det[..., 2], config.world3d_sigma, g)
+    mp = torch.tensor([config.conventions[int(k)] == CONVENTION for k in conv])
+    det3d = det3d * mp[:, None, None]
     labelled = torch.rand(config.n, generator=g) < config.labelled
-    return KeypointTrainSet(scenes.params, scenes.K, scenes.image_size, X, uv, valid, det, det3d, labelled)
+    return KeypointTrainSet(scenes.params, scenes.K, scenes.image_size, X, uv, valid, det, det3d, labelled,
+                            None, Xin, present, conv, tuple(config.conventions))
 
 
 def cache_dir() -> Path:
@@ -111,7 +167,9 @@ def cache_dir() -> Path:
 
 def load_or_build(body, config: TrainSetConfig, progress=None) -> KeypointTrainSet:
     """The training set for ``config``, cached under ``cache_dir()`` (rebuilt when absent)."""
-    path = cache_dir() / f"trainset_{body.name}_{config.key()}.pt"
+    from hmrkit.data.synthetic import library_fingerprint
+
+    path = cache_dir() / f"trainset_{body.name}_{config.key(library_fingerprint(body.pose_library))}.pt"
     if path.exists():
         z = torch.load(path, weights_only=False)
         return KeypointTrainSet(**z)
@@ -163,7 +221,12 @@ def with_real_detections(ts: KeypointTrainSet, body, det: Tensor, K: Tensor) -> 
                                                    torch.zeros(M, 3, dtype=dtype), mean.expression)])
     zeros = lambda *shape: torch.zeros(*shape, dtype=dtype)  # noqa: E731
     real = torch.cat([ts.is_real, torch.ones(M, dtype=torch.bool)])
+    idx = torch.arange(len(ts))
+    mp = ts.conventions.index(CONVENTION) if CONVENTION in ts.conventions else 0
     return KeypointTrainSet(params, torch.cat([ts.K, K.to(dtype)]), ts.image_size,
                             torch.cat([ts.X, zeros(M, *ts.X.shape[1:])]), torch.cat([ts.uv, zeros(M, *ts.uv.shape[1:])]),
                             ts.valid, torch.cat([ts.det, det.to(dtype)]), torch.cat([ts.det3d, zeros(M, *ts.det3d.shape[1:])]),
-                            torch.cat([ts.labelled, torch.zeros(M, dtype=torch.bool)]), real)
+                            torch.cat([ts.labelled, torch.zeros(M, dtype=torch.bool)]), real,
+                            torch.cat([ts.input_keypoints(idx), zeros(M, *ts.X.shape[1:])]),
+                            torch.cat([ts.slots(idx), torch.ones(M, ts.X.shape[1], dtype=torch.bool)]),
+                            torch.cat([ts.conventions_of(idx), torch.full((M,), mp, dtype=torch.long)]), ts.conventions)

@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from hmrkit.data.synthetic import NoiseConfig, SceneConfig, add_noise, sample_scenes
+from hmrkit import conventions as C
+from hmrkit.data.synthetic import NoiseConfig, SceneConfig, add_noise, input_layout, keypoints2d, sample_scenes
 from hmrkit.fit import FitConfig, Fitter
 from hmrkit.geometry.camera import project
 from hmrkit.models.encoders import EncoderConfig
@@ -54,6 +55,8 @@ class SpinTrainConfig:
     fit_body_iters: int = 30
     fit_camera_iters: int = 10
     fit_valid: float = 0.04  # a stored fit supervises when its mean 2D error < this x the box side
+    fit_select: str = "px"  # "px": 2D error only; "agree": also within fit_agree of the regressor in 3D
+    fit_agree: float = 0.12  # m, mean root-relative joint distance between fit and regressor ("agree")
     p_world3d: float = 0.5  # probability that a sample's 3D keypoints are given to the regressor
     w_kp2d: float = 5.0
     w_kp3d: float = 5.0
@@ -101,13 +104,16 @@ class FitStore:
         self.go, self.pose, self.shape, self.err = (state[k].clone() for k in ("go", "pose", "shape", "err"))
 
 
-def validation_set(body, n: int, seed: int = 9001):
-    """A fixed validation set (headings within +-60 degrees, realistic noise, no 3D input),
-    drawn like the synthetic test sets but from another seed."""
-    from hmrkit.data.synthetic import keypoints2d
+VAL_CONVENTIONS = ("mediapipe33", "coco17")  # the validation's input conventions
 
-    scenes = sample_scenes(body, n, seed=seed, config=SceneConfig(yaw_deg=60))
-    kp = keypoints2d(body, scenes, CONVENTION, NoiseConfig.realistic(), seed=seed + 1)
+
+def validation_set(body, n: int, seed: int = 9001, split: str = "val"):
+    """A fixed validation set: poses of ``split`` (default the val subjects and motions,
+    which training never sees; hmrkit.data.splits), bodies over all phenotypes, headings
+    within +-60 degrees, realistic noise, no 3D input; the same people's evidence in each
+    of ``VAL_CONVENTIONS``. Returns (scenes, {convention: (n, K, 3) keypoints}, coco17 truth)."""
+    scenes = sample_scenes(body, n, seed=seed, config=SceneConfig(yaw_deg=60, split=split, phenotypes="all"))
+    kp = {c: keypoints2d(body, scenes, c, NoiseConfig.realistic(), seed=seed + 1) for c in VAL_CONVENTIONS}
     with torch.no_grad():
         gt = _keypoints(body, scenes.params, ("coco17",))["coco17"]
     return scenes, kp, gt
@@ -115,19 +121,25 @@ def validation_set(body, n: int, seed: int = 9001):
 
 @torch.no_grad()
 def validate(model: SpinRegressor, body, val) -> dict:
+    """MPJPE and PA-MPJPE (mm, coco17 joints) per input convention: 'val MPJPE' and 'val
+    PA-MPJPE' with mediapipe33 input, 'val coco17 MPJPE' ... with coco17 input."""
     from hmrkit.eval.metrics import mpjpe, pa_mpjpe, pelvis_indices
 
-    scenes, kp, gt = val
+    scenes, kps, gt = val
     was = model.training
     model.eval()
-    preds = []
-    for s in range(0, kp.shape[0], 128):
-        inputs = crop_inputs(kp[s:s + 128], scenes.K[s:s + 128], CONVENTION)
-        preds.append(_keypoints(body, model.params(body, inputs), ("coco17",))["coco17"])
+    res = {}
+    for conv, kp in kps.items():
+        preds = []
+        for s in range(0, kp.shape[0], 128):
+            inputs = crop_inputs(kp[s:s + 128], scenes.K[s:s + 128], conv)
+            preds.append(_keypoints(body, model.params(body, inputs), ("coco17",))["coco17"])
+        pred = torch.cat(preds)
+        tag = "val" if conv == CONVENTION else f"val {conv}"
+        res[f"{tag} MPJPE"] = float(mpjpe(pred, gt, pelvis_indices("coco17")).mean())
+        res[f"{tag} PA-MPJPE"] = float(pa_mpjpe(pred, gt).mean())
     model.train(was)
-    pred = torch.cat(preds)
-    return {"val MPJPE": float(mpjpe(pred, gt, pelvis_indices("coco17")).mean()),
-            "val PA-MPJPE": float(pa_mpjpe(pred, gt).mean())}
+    return res
 
 
 CHECK_SET = {"n": 64, "seed": 9001}  # the card's regression check: validation_set(body, **CHECK_SET)
@@ -138,7 +150,8 @@ def check_figure(model: SpinRegressor, body) -> dict:
     the small fixed set CHECK_SET; tests/test_spin_weights.py recomputes it."""
     res = validate(model, body, validation_set(body, **CHECK_SET))
     return {"set": f"validation_set(n={CHECK_SET['n']}, seed={CHECK_SET['seed']})",
-            "PA-MPJPE": round(res["val PA-MPJPE"], 2), "MPJPE": round(res["val MPJPE"], 2)}
+            "PA-MPJPE": round(res["val PA-MPJPE"], 2), "MPJPE": round(res["val MPJPE"], 2),
+            "coco17 PA-MPJPE": round(res["val coco17 PA-MPJPE"], 2)}
 
 
 class SpinObjective(Objective):
@@ -176,13 +189,39 @@ class SpinObjective(Objective):
         if lab.any():
             li = idx[lab]
             seed = cfg.seed * 1_000_003 + step
-            kp[lab] = add_noise(d.X[li], d.uv[li], d.valid, CONVENTION, d.image_size, NoiseConfig.realistic(), seed=seed)
+            fresh = add_noise(d.input_keypoints(li), d.uv[li], d.valid, CONVENTION, d.image_size,
+                              NoiseConfig.realistic(), seed=seed)
+            fresh[..., 2] *= d.slots(li)
+            kp[lab] = fresh
             g = torch.Generator().manual_seed(seed)
-            k3[lab] = world_landmarks(d.X[li], kp[lab][..., 2], cfg.data.world3d_sigma, g)
+            k3[lab] = world_landmarks(d.X[li], kp[lab][..., 2], cfg.data.world3d_sigma, g) * self.has_world3d(li)
         g = torch.Generator().manual_seed(cfg.seed * 7 + step)
         give = torch.rand(len(idx), generator=g) < cfg.p_world3d
         k3 = k3 * give[:, None, None]
         return kp, k3, lab
+
+    def has_world3d(self, idx: Tensor) -> Tensor:
+        """(len(idx), 1, 1): 1 for samples seen through MediaPipe (world landmarks), else 0."""
+        d = self.data
+        names = d.conventions
+        mp = torch.tensor([n == CONVENTION for n in names])[d.conventions_of(idx)]
+        return mp.to(d.X.dtype)[:, None, None]
+
+    def input_keypoints(self, params: BodyParams, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """Predicted keypoints of the samples ``idx``: (B, 33, 3) in the input layout of
+        each sample's convention (for the 2D loss) and (B, 33, 3) mediapipe33 (3D loss)."""
+        d = self.data
+        convs = d.conventions
+        need = ("coco17", CONVENTION) if any(n != CONVENTION for n in convs) else (CONVENTION,)
+        kps = _keypoints(self.body, params, need)
+        X = kps[CONVENTION]
+        Xin = X
+        c = d.conventions_of(idx)
+        for k, name in enumerate(convs):
+            if name != CONVENTION and bool((c == k).any()):
+                Y, _ = input_layout(self.body, kps, name)
+                Xin = torch.where((c == k)[:, None, None], Y, Xin)
+        return Xin, X
 
     def targets(self, idx: Tensor, lab: Tensor):
         """Pose/shape targets (BodyParams, the full pose) and their weights: ground truth for
@@ -218,7 +257,7 @@ class SpinObjective(Objective):
         uv = d.uv[idx]
         inside = ((uv >= 0) & (uv < torch.tensor(d.image_size[::-1], dtype=dtype))).all(-1)
         kp2d = torch.where(lab[:, None, None], uv, kp[..., :2])
-        conf = torch.where(lab[:, None], (inside & d.valid).to(dtype), kp[..., 2])
+        conf = torch.where(lab[:, None], (inside & d.valid & d.slots(idx)).to(dtype), kp[..., 2])
         params, w = self.targets(idx, lab)
         return TrainBatch(indices=idx, inputs=inputs, evidence=evidence, kp2d=kp2d, kp2d_conf=conf,
                           kp3d=d.X[idx], kp3d_conf=d.valid.to(dtype).expand(B, -1), labelled=lab,
@@ -230,8 +269,8 @@ class SpinObjective(Objective):
         inputs = b.inputs
         out = model(inputs)
         params = model.params(self.body, inputs, out)
-        X = _keypoints(self.body, params, (CONVENTION,))[CONVENTION]
-        uv_pred = to_crop(project(X, inputs.K), inputs)
+        Xin, X = self.input_keypoints(params, b.indices)
+        uv_pred = to_crop(project(Xin, inputs.K), inputs)
         l2d = (b.kp2d_conf[..., None] * (uv_pred - to_crop(b.kp2d, inputs)) ** 2).mean()
         # 3D keypoints: labelled only, root-relative
         l3d = ((root_relative(X) - root_relative(b.kp3d)) ** 2 * b.kp3d_conf[..., None]).sum(-1).mean(-1)
@@ -260,14 +299,37 @@ class SpinObjective(Objective):
         u = ~self.data.labelled[idx]
         if not u.any():
             return {}
-        ui = idx[u]
-        pred = self.fitter.fit(b.evidence.body[u], CONVENTION, b.evidence.K[u], init=params[u.nonzero()[:, 0]].detach(),
-                               kp3d=self.data.det3d[ui])
-        err = pred.px_error / size[u]
-        err = torch.where(pred.valid, err, torch.full_like(err, math.inf))
-        p = pred.params
-        better = self.fits.update(ui, p.global_orient, p.pose[:, self.joint_index], p.shape, err)
-        return {"fits": int(u.sum()), "fits replaced": int(better.sum()), "fit err": float(err[torch.isfinite(err)].mean())}
+        d = self.data
+        conv = d.conventions_of(idx)
+        replaced, errs = 0, []
+        for k, name in enumerate(d.conventions):  # the fitter reads each sample in its own convention
+            m = u & (conv == k)
+            if not m.any():
+                continue
+            ui = idx[m]
+            kp = b.evidence.body[m]
+            if name != CONVENTION:
+                kp = torch.as_tensor(C.convert_with_confidence(kp.numpy(), CONVENTION, name), dtype=kp.dtype)
+            pred = self.fitter.fit(kp, name, b.evidence.K[m], init=params[m.nonzero()[:, 0]].detach(),
+                                   kp3d=d.det3d[ui] if name == CONVENTION else None)
+            err = pred.px_error / size[m]
+            ok = pred.valid
+            if self.config.fit_select == "agree":  # a depth flip fits the 2D as well; not the regressor's 3D
+                ok = ok & (self.disagreement(pred.params, params[m.nonzero()[:, 0]]) < self.config.fit_agree)
+            err = torch.where(ok, err, torch.full_like(err, math.inf))
+            p = pred.params
+            replaced += int(self.fits.update(ui, p.global_orient, p.pose[:, self.joint_index], p.shape, err).sum())
+            errs.append(err)
+        err = torch.cat(errs)
+        return {"fits": int(u.sum()), "fits replaced": replaced, "fit err": float(err[torch.isfinite(err)].mean())}
+
+    @torch.no_grad()
+    def disagreement(self, a: BodyParams, b: BodyParams) -> Tensor:
+        """(B,) m: mean distance of the coco17 joints of a and b, each relative to its hips."""
+        ja = _keypoints(self.body, a, ("coco17",))["coco17"]
+        jb = _keypoints(self.body, b, ("coco17",))["coco17"]
+        rel = lambda j: j - 0.5 * (j[:, 11:12] + j[:, 12:13])  # noqa: E731 (coco17 hips)
+        return (rel(ja) - rel(jb)).norm(dim=-1).mean(-1)
 
     # ------------------------------------------------------------------ bookkeeping
     def validate(self, model: SpinRegressor) -> dict:
