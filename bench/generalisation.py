@@ -6,7 +6,7 @@
 Sets (``synthetic:frames``, docs/eval.md): the test split (hmrkit.data.splits: salsa lead,
 modern dance, which training never sees; bodies over all phenotypes) with the evidence in
 each input convention a user brings (COCO-17, OpenPose BODY_25, MediaPipe 33, MediaPipe 33
-with world landmarks), and the in-distribution set (training's subjects, labelled as such).
+with world landmarks, MediaPipe Holistic: body, hands and face), and the in-distribution set (training's subjects, labelled as such).
 Each set is built once; every method and weights see the same evidence. mm.
 """
 
@@ -24,6 +24,7 @@ SETS = {
     "test openpose25": "synthetic:frames,split=test,input=openpose25",
     "test mediapipe33": "synthetic:frames,split=test",
     "test mediapipe33+3d": "synthetic:frames,split=test,world3d=0.05",
+    "test holistic": "synthetic:frames,split=test,input=holistic",
     "in-distribution mediapipe33": "synthetic:frames,split=train",
     "in-distribution coco17": "synthetic:frames,split=train,input=coco17",
 }

@@ -36,7 +36,7 @@ ARMS = {
     "loop": {
         "no loop": ["--no-loop"],
         "loop, fits selected by 2D error": ["--fit-select", "px"],
-        "loop, fits selected by 2D error and 3D agreement": ["--fit-select", "agree"],
+        "loop, fits selected by 2D error and no depth flip": ["--fit-select", "agree"],
     },
 }
 DEFAULTS = {"augment": {"steps": 1000, "n_train": 12000, "labelled": 0.25, "extra": ["--no-loop"]},

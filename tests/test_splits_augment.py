@@ -183,3 +183,29 @@ def test_test_sets_use_unseen_poses_and_the_input_convention(anny_body):
     lib = load_sequences("anny")
     assert {splits.split_of(s) for s in lib.source} == {"train", "val", "test"}
     assert seq.params.batch_size == 8
+
+
+def test_depth_flips_find_a_flipped_limb_and_a_turned_body(anny_body):
+    """The loop's 'agree' selection: a fit whose shin or whole body is flipped in depth
+    against the regressor's estimate is caught; the same estimate is not."""
+    from dataclasses import replace
+
+    from hmrkit.train.spin import depth_flips
+
+    s = sample_scenes(anny_body, 1, seed=4, config=SceneConfig(yaw_deg=0, split="train"))
+    p = s.params
+    assert int(depth_flips(anny_body, p, p)[0]) == 0
+    # bend the left knee 80 degrees: the shin points towards or away from the camera ...
+    k = anny_body.pose_joint_names.index("left_knee")
+    bent = p.pose.clone()
+    bent[:, k] = roma.rotvec_to_rotmat(torch.tensor([[1.4, 0.0, 0.0]])) @ bent[:, k]
+    a = replace(p, pose=bent)
+    # ... and its mirror in depth: the thigh turned so the shin points the other way
+    h = anny_body.pose_joint_names.index("left_hip")
+    flipped = bent.clone()
+    flipped[:, h] = roma.rotvec_to_rotmat(torch.tensor([[-1.4, 0.0, 0.0]])) @ flipped[:, h]
+    flipped[:, k] = roma.rotvec_to_rotmat(torch.tensor([[-1.4, 0.0, 0.0]])) @ p.pose[:, k]
+    assert int(depth_flips(anny_body, a, replace(p, pose=flipped))[0]) >= 1
+    # the whole body turned 180 degrees about the vertical faces the other way
+    turn = roma.rotvec_to_rotmat(torch.tensor([[0.0, 3.14159, 0.0]]))
+    assert int(depth_flips(anny_body, p, replace(p, global_orient=turn @ p.global_orient))[0]) >= 1

@@ -442,7 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--any-orientation", type=float, default=0.0,
                    help="probability of a body orientation uniform over the sphere (lying, upside down)")
     t.add_argument("--fit-select", default="px", choices=["px", "agree"],
-                   help="which stored fits supervise: 2D error only (px), or also 3D agreement with the regressor")
+                   help="which fits the loop stores: by 2D error only (px), or also with no limb or torso flipped in depth "
+                        "against the regressor's estimate (agree)")
     t.add_argument("--val-every", type=int, default=500)
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")

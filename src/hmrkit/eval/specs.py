@@ -4,7 +4,8 @@ A data spec names one set (``parse_data_spec``):
 
   synthetic:frames[,n=48,seed=2024,split=test,input=mediapipe33,noise=realistic,world3d=0,batch=8]
       single frames, keypoint evidence: the body model's keypoints of ``input``
-      (mediapipe33, coco17 or openpose25: what a user's detector gives) projected to 2D,
+      (mediapipe33, coco17 or openpose25: what a user's detector gives; holistic: MediaPipe's
+      body with both hands and the face) projected to 2D,
       ``noise=clean|realistic`` (``NoiseConfig.realistic()``, calibrated against
       MediaPipe); ``world3d=`` the std in metres of simulated root-relative 3D landmarks
       (0 = none; mediapipe33 only), standing in for MediaPipe's world landmarks.
@@ -136,10 +137,11 @@ class SyntheticSpec:
         from hmrkit.data.splits import SPLIT_CHOICES
         from hmrkit.data.synthetic import INPUT_CONVENTIONS
 
+        inputs = INPUT_CONVENTIONS + ("holistic",)
         if spec.split not in SPLIT_CHOICES:
             raise InputError(None, f"{text!r}: split must be one of {', '.join(SPLIT_CHOICES)}")
-        if spec.input not in INPUT_CONVENTIONS:
-            raise InputError(None, f"{text!r}: input must be one of {', '.join(INPUT_CONVENTIONS)}")
+        if spec.input not in inputs:
+            raise InputError(None, f"{text!r}: input must be one of {', '.join(inputs)}")
         if spec.world3d and spec.input != "mediapipe33":
             raise InputError(None, f"{text!r}: world3d needs input=mediapipe33 (only MediaPipe gives world landmarks)")
         for k, low in (("n", 1), ("batch", 1), ("size", 64), ("frames", 3)):

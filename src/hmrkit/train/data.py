@@ -22,7 +22,7 @@ from torch import Tensor
 
 from hmrkit.geometry.camera import project
 
-from hmrkit.data.synthetic import NO_AUGMENT, NoiseConfig, PoseAugment, SceneConfig, add_noise, input_layout, sample_scenes
+from hmrkit.data.synthetic import INPUT_CONVENTIONS, NO_AUGMENT, NoiseConfig, PoseAugment, SceneConfig, add_noise, input_layout, sample_scenes
 from hmrkit.io.atomic import atomic_write
 from hmrkit.types import BodyParams
 
@@ -43,9 +43,9 @@ class TrainSetConfig:
     yaw_deg: float = 180.0
     image_size: tuple = (720, 720)
     split: str = "train"
-    phenotypes: str = "central"
+    phenotypes: str = "all"
     augment: PoseAugment = NO_AUGMENT
-    conventions: tuple = (CONVENTION,)
+    conventions: tuple = INPUT_CONVENTIONS
 
     def key(self, library: str = "") -> str:
         """Cache key: the configuration and ``library``, a fingerprint of the pose library."""
@@ -141,7 +141,9 @@ def build_trainset(body, config: TrainSetConfig = TrainSetConfig(), chunk: int =
             if name == CONVENTION or not (c == k).any():
                 continue
             Y, slots = input_layout(body, kps, name)
-            Xin[c == k] = Y[c == k]
+            # slots the convention lacks keep the mediapipe33 point (confidence 0 below), so
+            # the noise model's geometry (the person's height, facing) stays the person's
+            Xin[c == k] = torch.where(slots[:, None], Y, Xin)[c == k]
             pre[c == k] = slots & valid
         Xs.append(kps[CONVENTION])
         Xins.append(Xin)
@@ -168,8 +170,13 @@ def cache_dir() -> Path:
 def load_or_build(body, config: TrainSetConfig, progress=None) -> KeypointTrainSet:
     """The training set for ``config``, cached under ``cache_dir()`` (rebuilt when absent)."""
     from hmrkit.data.synthetic import library_fingerprint
+    from hmrkit.errors import InputError
 
-    path = cache_dir() / f"trainset_{body.name}_{config.key(library_fingerprint(body.pose_library))}.pt"
+    try:  # the key names the library, so a rebuilt library never meets an old cache
+        library = library_fingerprint(body.pose_library)
+    except (AttributeError, InputError):  # no library: build_trainset says so
+        library = ""
+    path = cache_dir() / f"trainset_{body.name}_{config.key(library)}.pt"
     if path.exists():
         z = torch.load(path, weights_only=False)
         return KeypointTrainSet(**z)

@@ -55,8 +55,8 @@ class SpinTrainConfig:
     fit_body_iters: int = 30
     fit_camera_iters: int = 10
     fit_valid: float = 0.04  # a stored fit supervises when its mean 2D error < this x the box side
-    fit_select: str = "px"  # "px": 2D error only; "agree": also within fit_agree of the regressor in 3D
-    fit_agree: float = 0.12  # m, mean root-relative joint distance between fit and regressor ("agree")
+    fit_select: str = "px"  # "px": 2D error only; "agree": also no limb or torso flipped in depth against the regressor
+    fit_flip_z: float = 0.3  # "agree": a bone counts when its depth component is over this fraction of its length in both
     p_world3d: float = 0.5  # probability that a sample's 3D keypoints are given to the regressor
     w_kp2d: float = 5.0
     w_kp3d: float = 5.0
@@ -152,6 +152,40 @@ def check_figure(model: SpinRegressor, body) -> dict:
     return {"set": f"validation_set(n={CHECK_SET['n']}, seed={CHECK_SET['seed']})",
             "PA-MPJPE": round(res["val PA-MPJPE"], 2), "MPJPE": round(res["val MPJPE"], 2),
             "coco17 PA-MPJPE": round(res["val coco17 PA-MPJPE"], 2)}
+
+
+# coco17 limb bones (upper and lower arms and legs) and the torso's facing, for depth flips
+_LIMBS = ((5, 7), (7, 9), (6, 8), (8, 10), (11, 13), (13, 15), (12, 14), (14, 16))
+
+
+@torch.no_grad()
+def depth_flips(body, a: BodyParams, b: BodyParams, min_z: float = 0.3) -> Tensor:
+    """(B,) how many parts of ``a`` point the other way in depth than in ``b`` (camera
+    frame): limb bones whose depth component is over ``min_z`` of their length in both
+    and of opposite sign, plus 1 when the torsos face opposite ways (the sign of the
+    depth of the normal of shoulders and hips). A fit that matches the 2D evidence with a
+    limb or the whole body flipped in depth shows here against the regressor's estimate,
+    which learnt depth from 3D labels."""
+    ja = _keypoints(body, a, ("coco17",))["coco17"]
+    jb = _keypoints(body, b, ("coco17",))["coco17"]
+    i, j = torch.tensor(_LIMBS).T
+
+    def dz(x):
+        v = x[:, j] - x[:, i]
+        return v[..., 2] / v.norm(dim=-1).clamp(min=1e-6)
+
+    za, zb = dz(ja), dz(jb)
+    limbs = ((za * zb < 0) & (za.abs() > min_z) & (zb.abs() > min_z)).sum(-1)
+
+    def facing(x):  # normal of the torso: (right shoulder - left shoulder) x (hips - shoulders)
+        across = x[:, 6] - x[:, 5]
+        down = 0.5 * (x[:, 11] + x[:, 12]) - 0.5 * (x[:, 5] + x[:, 6])
+        n = torch.linalg.cross(across, down)
+        return n[:, 2] / n.norm(dim=-1).clamp(min=1e-9)
+
+    fa, fb = facing(ja), facing(jb)
+    torso = (fa * fb < 0) & (fa.abs() > min_z) & (fb.abs() > min_z)
+    return limbs + torso.long()
 
 
 class SpinObjective(Objective):
@@ -315,21 +349,13 @@ class SpinObjective(Objective):
             err = pred.px_error / size[m]
             ok = pred.valid
             if self.config.fit_select == "agree":  # a depth flip fits the 2D as well; not the regressor's 3D
-                ok = ok & (self.disagreement(pred.params, params[m.nonzero()[:, 0]]) < self.config.fit_agree)
+                ok = ok & (depth_flips(self.body, pred.params, params[m.nonzero()[:, 0]], self.config.fit_flip_z) == 0)
             err = torch.where(ok, err, torch.full_like(err, math.inf))
             p = pred.params
             replaced += int(self.fits.update(ui, p.global_orient, p.pose[:, self.joint_index], p.shape, err).sum())
             errs.append(err)
         err = torch.cat(errs)
         return {"fits": int(u.sum()), "fits replaced": replaced, "fit err": float(err[torch.isfinite(err)].mean())}
-
-    @torch.no_grad()
-    def disagreement(self, a: BodyParams, b: BodyParams) -> Tensor:
-        """(B,) m: mean distance of the coco17 joints of a and b, each relative to its hips."""
-        ja = _keypoints(self.body, a, ("coco17",))["coco17"]
-        jb = _keypoints(self.body, b, ("coco17",))["coco17"]
-        rel = lambda j: j - 0.5 * (j[:, 11:12] + j[:, 12:13])  # noqa: E731 (coco17 hips)
-        return (rel(ja) - rel(jb)).norm(dim=-1).mean(-1)
 
     # ------------------------------------------------------------------ bookkeeping
     def validate(self, model: SpinRegressor) -> dict:
