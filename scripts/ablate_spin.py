@@ -40,7 +40,7 @@ ARMS = {
     },
 }
 DEFAULTS = {"augment": {"steps": 1000, "n_train": 12000, "labelled": 0.25, "extra": ["--no-loop"]},
-            "loop": {"steps": 1500, "n_train": 12000, "labelled": 0.05, "extra": []}}
+            "loop": {"steps": 1000, "n_train": 12000, "labelled": 0.05, "extra": []}}
 
 
 def slug(name: str) -> str:

@@ -602,12 +602,13 @@ def turned(p: BodyParams, angle: float) -> BodyParams:
 
 
 def bent_elbow(body, p: BodyParams, rows, angle: float = 0.6) -> BodyParams:
-    """p with the left elbow of ``rows`` (positions in p) bent by ``angle`` more."""
+    """p with the left elbow of ``rows`` (positions in p) bent by ``angle`` more, about the
+    elbow's own rest z axis (across the forearm of the rest pose, so the wrist always moves)."""
     j = body.pose_joint_names.index("left_elbow")
     pose = p.pose.clone()
     R = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, angle], dtype=pose.dtype))
     for r in rows:
-        pose[r, j] = R @ pose[r, j]
+        pose[r, j] = pose[r, j] @ R
     return replace(p, pose=pose)
 
 
@@ -620,7 +621,7 @@ def test_data_spec_parsing_defaults_and_names():
     assert r.name == "synthetic:rendered,n=32,seed=2024,size=512"
     s = P.parse_data_spec("synthetic:sequences,noise=clean,seed=3")
     assert (s.n, s.frames, s.batch, s.seed) == (4, 32, 8, 3)
-    assert s.name == "synthetic:sequences,n=4,frames=32,seed=3,noise=clean"
+    assert s.name == "synthetic:sequences,n=4,frames=32,seed=3,split=test,noise=clean"
     assert P.spec_frames(s) == 128 and P.spec_frames(r) == 32
 
 

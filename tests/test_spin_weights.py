@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from hmrkit.models.spin import default_weights, load_regressor
-from hmrkit.train.spin import CHECK_SET, check_figure
+from hmrkit.train.spin import CHECK_SET, CHECK_SET_NAME, check_figure
 
 
 def test_shipped_weights_have_a_card(anny_body):
@@ -23,7 +23,7 @@ def test_shipped_weights_reach_their_card(anny_body):
     3D input): its PA-MPJPE within 1 mm of the card's."""
     model = load_regressor(anny_body)
     card = model.card["check"]
-    assert card["set"] == f"validation_set(n={CHECK_SET['n']}, seed={CHECK_SET['seed']})"
+    assert card["set"] == CHECK_SET_NAME
     got = check_figure(model, anny_body)
     assert abs(got["PA-MPJPE"] - card["PA-MPJPE"]) < 1.0, (got, card)
     assert abs(got["MPJPE"] - card["MPJPE"]) < 2.0, (got, card)
@@ -35,7 +35,7 @@ def test_shipped_weights_beat_the_mean_pose(anny_body):
     from hmrkit.train.spin import _keypoints, validation_set
 
     scenes, kp, gt = validation_set(anny_body, **CHECK_SET)
-    mean = anny_body.mean_params(kp.shape[0])
+    mean = anny_body.mean_params(kp["mediapipe33"].shape[0])
     with torch.no_grad():
         base = pa_mpjpe(_keypoints(anny_body, mean, ("coco17",))["coco17"], gt).mean()
     got = check_figure(load_regressor(anny_body), anny_body)["PA-MPJPE"]

@@ -27,6 +27,9 @@ from hmrkit.io.atomic import atomic_write
 from hmrkit.types import BodyParams
 
 CONVENTION = "mediapipe33"
+# Bumped whenever build_trainset makes different samples from the same configuration, so
+# that no cache built by older code is read back (the cache key includes it).
+TRAINSET_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,8 @@ class TrainSetConfig:
 
     def key(self, library: str = "") -> str:
         """Cache key: the configuration and ``library``, a fingerprint of the pose library."""
-        return hashlib.sha1((json.dumps(asdict(self), sort_keys=True) + library).encode()).hexdigest()[:12]
+        text = json.dumps(asdict(self), sort_keys=True) + library + f"v{TRAINSET_VERSION}"
+        return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

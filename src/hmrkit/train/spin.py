@@ -143,13 +143,14 @@ def validate(model: SpinRegressor, body, val) -> dict:
 
 
 CHECK_SET = {"n": 64, "seed": 9001}  # the card's regression check: validation_set(body, **CHECK_SET)
+CHECK_SET_NAME = f"validation_set(n={CHECK_SET['n']}, seed={CHECK_SET['seed']}, split=val)"
 
 
 def check_figure(model: SpinRegressor, body) -> dict:
     """The card's regression figure: the regressor's PA-MPJPE and MPJPE (mm, coco17) on
     the small fixed set CHECK_SET; tests/test_spin_weights.py recomputes it."""
     res = validate(model, body, validation_set(body, **CHECK_SET))
-    return {"set": f"validation_set(n={CHECK_SET['n']}, seed={CHECK_SET['seed']})",
+    return {"set": CHECK_SET_NAME,
             "PA-MPJPE": round(res["val PA-MPJPE"], 2), "MPJPE": round(res["val MPJPE"], 2),
             "coco17 PA-MPJPE": round(res["val coco17 PA-MPJPE"], 2)}
 
