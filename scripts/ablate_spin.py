@@ -106,7 +106,7 @@ def main(argv=None) -> int:
           f"seed {args.seed}; validation on the val split (unseen subjects and motions), mm\n")
     keys = ["val PA-MPJPE", "val MPJPE", "val coco17 PA-MPJPE", "val coco17 MPJPE"]
     extra = ["fit PA-MPJPE", "valid fits"] if args.which == "loop" else []
-    print("| arm | " + " | ".join(k.replace("val ", "") + (" (mediapipe33)" if "coco17" not in k and k.startswith("val")
+    print("| arm | " + " | ".join(k.replace("val ", "") + (" (mediapipe33)" if "coco17" not in k and k.startswith("val ")
                                                           else "") for k in keys + extra) + " | time (s) |")
     print("|---|" + "---:|" * (len(keys) + len(extra) + 1))
     for name, rec in rows:
