@@ -304,7 +304,7 @@ def cmd_train(args) -> int:
         if getattr(args, name) < 1:
             print(f"hmrkit: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}", file=sys.stderr)
             return 2
-    for name in ("labelled", "perturb", "combine", "any_orientation"):
+    for name in ("labelled", "perturb", "combine", "any_orientation", "p_world3d"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             print(f"hmrkit: --{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}", file=sys.stderr)
             return 2
@@ -324,7 +324,7 @@ def cmd_train(args) -> int:
     config = SpinTrainConfig(
         steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, loop=not args.no_loop,
         fit_every=args.fit_every, fit_body_iters=args.fit_iters, val_every=args.val_every,
-        fit_select=args.fit_select, encoder=EncoderConfig(kind=args.encoder, width=args.width),
+        fit_select=args.fit_select, p_world3d=args.p_world3d, encoder=EncoderConfig(kind=args.encoder, width=args.width),
         data=TrainSetConfig(n=args.n_train, seed=args.seed, labelled=args.labelled, phenotypes=args.phenotypes,
                             conventions=conventions,
                             augment=PoseAugment(mirror=not args.no_mirror, perturb=args.perturb, combine=args.combine,
@@ -431,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--n-train", type=int, default=24000, help="synthetic training samples")
     t.add_argument("--labelled", type=float, default=0.25, help="fraction of samples with 3D labels")
     t.add_argument("--width", type=int, default=128, help="the encoder's width")
+    t.add_argument("--p-world3d", type=float, default=0.5,
+                   help="probability that a MediaPipe sample's world landmarks are given to the regressor")
     t.add_argument("--conventions", default="mediapipe33,coco17,openpose25",
                    help="input keypoint conventions, one drawn per sample (comma list)")
     t.add_argument("--phenotypes", default="all", choices=["central", "all"],
