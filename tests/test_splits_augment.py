@@ -72,7 +72,7 @@ def test_sample_scenes_draws_only_its_split(anny_body):
 
 def test_augmentations_keep_plausible_poses_and_other_draws(anny_body):
     base = sample_scenes(anny_body, 64, seed=5, config=SceneConfig(split="train"))
-    gmm, e_max = _prior_limits("anny")
+    gmm, e_max, _ = _prior_limits("anny")
     from hmrkit.body.priors import body_joint_indices
 
     bidx = body_joint_indices(anny_body)

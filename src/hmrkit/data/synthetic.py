@@ -79,8 +79,7 @@ class PoseAugment:
     perturb:         probability of a per-joint perturbation: the body joints' axis-angles
                      moved by a Gaussian step shaped like the pose GMM component the pose
                      belongs to, ``perturb_scale`` times its spread (so each joint moves
-                     as far as the library shows it can: about 6 degrees a joint on
-                     average at 0.6), kept when the hinge prior (knees, elbows) does not
+                     as far as the library shows it can), kept when the hinge prior (knees, elbows) does not
                      grow and the pose GMM stays within the library's own range (else the
                      pose is left as it was);
     combine:         probability of the upper body (spine, neck, head, arms) of one pose
@@ -384,8 +383,9 @@ def sample_scenes(body, n: int, seed: int = 0, config: SceneConfig = SceneConfig
 
 @lru_cache(maxsize=4)
 def _prior_limits(name: str):
-    """(the pose GMM, its energy bound): the 99th percentile of the GMM energy over the
-    library's train poses, the range an augmented pose must stay within."""
+    """(the pose GMM, its energy bound, the Cholesky factors of its covariances): the bound
+    is the 99th percentile of the GMM energy over the library's train poses, the range an
+    augmented pose must stay within; the factors shape the perturbation steps."""
     from hmrkit.body.priors import PoseGMM
 
     gmm = PoseGMM.load(WEIGHTS_DIR / f"pose_prior_{name}.npz")
@@ -393,14 +393,15 @@ def _prior_limits(name: str):
     idx = library_indices(name, "train")
     x = torch.as_tensor(pose_aa[idx], dtype=torch.float32)
     e_gmm = gmm.energy_aa(x.reshape(len(x), -1))
-    return gmm, float(torch.quantile(e_gmm, 0.99))
+    L = torch.linalg.cholesky(torch.linalg.inv(gmm.precisions.double())).float()
+    return gmm, float(torch.quantile(e_gmm, 0.99)), L
 
 
 def _augment(body, body_aa, go_lib, pose_aa, go_aa, pool, aug: PoseAugment, seed: int, names):
     """``PoseAugment``'s perturbation, upper/lower combination and any-orientation on the
     picked poses body_aa (n, Jb, 3) and orientations go_lib (n, 3, 3)."""
     n, dtype = body_aa.shape[0], body_aa.dtype
-    gmm, e_max = _prior_limits(body.pose_library)
+    gmm, e_max, L = _prior_limits(body.pose_library)
     hinge = _hinge(body)
     bidx = body_joint_indices(body)
 
@@ -434,7 +435,6 @@ def _augment(body, body_aa, go_lib, pose_aa, go_aa, pool, aug: PoseAugment, seed
         d = x[:, None] - gmm.means[None]
         maha = torch.einsum("bmi,mij,bmj->bm", d, gmm.precisions, d)
         k = (0.5 * maha - gmm.log_weights[None]).argmin(1)  # the component each pose belongs to
-        L = torch.linalg.cholesky(torch.linalg.inv(gmm.precisions.double())).float()
         step = aug.perturb_scale * (L[k] @ noise)[..., 0]
         new = (x + step).reshape(body_aa.shape).to(dtype)
         new, _ = accept(new, body_aa, hinge_energy(new) <= hinge_energy(body_aa) + 0.05)
