@@ -5,9 +5,12 @@
         --weights runs/spin_noloop/spin_anny.pt --label "no loop"
 
 Rows per set: fit (from the mean body), spin (the regressor alone), spin+fit (the
-regressor refined by fitting). The regressor is the shipped one, or ``--weights`` (e.g.
-the run trained with the loop disabled, which scripts/train_spin.sh writes to
-runs/spin_noloop/), whose rows get ``--label``. Each set is built once and every method
+regressor refined by fitting), and pare / pare+fit when asked (``--methods``). The
+regressors are the shipped ones, or ``--weights`` (SPIN) / ``--pare-weights`` (PARE),
+whose rows get ``--label``. The occluded sets: ``frames-occluded`` (an occluding box or
+bar over every person, its keypoints in the noise model's calibrated boxed state),
+``frames-truncated`` (the frame cuts off 20-50 % of every person), ``rendered-occluded``
+(an occluder pasted into every render before MediaPipe sees it). Each set is built once and every method
 sees the same evidence. mm; 2D px; ms/frame is the
 estimator's time only (not detection or rendering).
 """
@@ -27,6 +30,9 @@ SETS = {
     "frames-realistic-3d": "synthetic:frames,noise=realistic,world3d=0.05",
     "rendered": "synthetic:rendered",
     "sequences-realistic": "synthetic:sequences,noise=realistic",
+    "frames-occluded": "synthetic:frames,noise=realistic,occlusion=1",
+    "frames-truncated": "synthetic:frames,noise=realistic,truncation=1",
+    "rendered-occluded": "synthetic:rendered,occlusion=1",
 }
 
 
@@ -34,7 +40,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     ap.add_argument("--methods", nargs="+", default=["fit", "spin", "spin+fit"])
-    ap.add_argument("--weights", default=None, help="regressor weights (default: the shipped ones)")
+    ap.add_argument("--weights", default=None, help="SPIN regressor weights (default: the shipped ones)")
+    ap.add_argument("--pare-weights", default=None, help="PARE regressor weights (default: the shipped ones)")
     ap.add_argument("--label", default=None, help="a note for the rows of --weights")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
@@ -49,8 +56,10 @@ def main(argv=None) -> int:
     from hmrkit.eval.protocols import SyntheticSpec, build_synthetic, default_detector, evaluate_synthetic
 
     body = hmrkit.body.load("anny")
-    variants = [(f"{m} ({args.label})" if args.label and m.startswith("spin") else m, m,
-                 args.weights if m.startswith("spin") else None) for m in args.methods]
+    def weights_of(m):
+        return args.weights if m.startswith("spin") else args.pare_weights if m.startswith("pare") else None
+
+    variants = [(f"{m} ({args.label})" if args.label and weights_of(m) else m, m, weights_of(m)) for m in args.methods]
     rows = []
     t_all = time.perf_counter()
     with _filtered_native_stderr():

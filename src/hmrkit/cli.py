@@ -289,7 +289,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_train(args) -> int:
-    """Train a method's regressor on synthetic data -> OUT/spin_<body>.pt (+ log.jsonl, last.pt)."""
+    """Train a method's regressor on synthetic data -> OUT/<method>_<body>.pt (+ log.jsonl, last.pt)."""
     import torch
 
     import hmrkit.body
@@ -334,16 +334,92 @@ def cmd_train(args) -> int:
     def progress_factory(total, initial=0):
         from tqdm import tqdm
 
-        loop = "loop" if config.loop else "no loop"
-        return tqdm(total=total, initial=initial, desc=f"train {args.method} ({loop})", unit="step", disable=None)
+        what = "no loop" if args.method == "pare" else "loop" if config.loop else "no loop"
+        return tqdm(total=total, initial=initial, desc=f"train {args.method} ({what})", unit="step", disable=None)
 
     try:
-        weights = train_spin(body, config, args.out, resume=args.resume, progress_factory=progress_factory,
-                             real=tuple(args.real))
+        if args.method == "pare":
+            from dataclasses import replace
+
+            from hmrkit.train.pare import PareTrainConfig, train_pare
+
+            for name in ("p_occluder", "p_truncate", "p_mask"):
+                if not 0.0 <= getattr(args, name) <= 1.0:
+                    print(f"hmrkit: --{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}",
+                          file=sys.stderr)
+                    return 2
+            if args.real:
+                print("hmrkit: --real is for spin (its fitting loop); pare trains on synthetic data only", file=sys.stderr)
+                return 2
+            pcfg = PareTrainConfig(spin=replace(config, loop=False), seg_steps=args.seg_steps,
+                                   p_occluder=args.p_occluder, p_truncate=args.p_truncate, p_mask=args.p_mask)
+            weights = train_pare(body, pcfg, args.out, resume=args.resume, progress_factory=progress_factory)
+        else:
+            weights = train_spin(body, config, args.out, resume=args.resume, progress_factory=progress_factory,
+                                 real=tuple(args.real))
     except InputError as e:
         print(f"hmrkit: {e}", file=sys.stderr)
         return 1
     print(f"hmrkit: wrote {weights}")
+    return 0
+
+
+def cmd_occlusion(args) -> int:
+    """Occlusion sensitivity of a method on one image -> OUT/NAME_occlusion_METHOD.png + .npz."""
+    from pathlib import Path
+
+    import hmrkit.body
+    from hmrkit.errors import InputError
+    from hmrkit.estimate import build, evidence_used, method_names
+
+    if args.method not in method_names():
+        print(f"hmrkit: unknown method {args.method!r}; choose from {method_names()}", file=sys.stderr)
+        return 2
+    for name in ("patch", "stride"):
+        if getattr(args, name) < 1:
+            print(f"hmrkit: --{name} must be at least 1 px, got {getattr(args, name)}", file=sys.stderr)
+            return 2
+    try:
+        from hmrkit.eval.occlusion import OcclusionConfig, occlusion_sensitivity, positions, sensitivity_figure
+        from hmrkit.io import read_image
+        from hmrkit.pipeline import RunConfig, intrinsics, make_detector
+
+        path = Path(args.image)
+        image = read_image(path, for_detector=True)
+        H, W = image.shape[:2]
+        if args.patch > min(H, W):
+            raise InputError(path, f"the patch ({args.patch} px) is larger than the image ({W} x {H} px); "
+                                   f"choose --patch up to {min(H, W)}")
+        body = hmrkit.body.load(args.body, model_path=None if args.body == "anny" else args.model_path)
+        estimator = build(args.method, body)
+        K = intrinsics(RunConfig(), path, H, W)
+        config = OcclusionConfig(patch=args.patch, stride=args.stride, all_positions=args.all)
+        n = len(positions(H, args.patch, args.stride)) * len(positions(W, args.patch, args.stride))
+        from tqdm import tqdm
+
+        detector = make_detector(video=False, evidence=evidence_used(estimator))
+        try:
+            with tqdm(total=n, desc=f"occlusion ({args.method})", unit="patch", disable=None) as bar:
+                res = occlusion_sensitivity(image, K, estimator, body, detector, config, progress=bar.update,
+                                            name=str(path))
+        finally:
+            detector.close()
+    except InputError as e:
+        print(f"hmrkit: {e}", file=sys.stderr)
+        return 1
+    from PIL import Image
+
+    from hmrkit.io.atomic import atomic_write
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{path.stem}_occlusion_{args.method.replace('+', '_')}"
+    res.save_npz(out / f"{stem}.npz")
+    with atomic_write(out / f"{stem}.png", "wb") as fh:
+        Image.fromarray(sensitivity_figure(image, res)).save(fh, format="PNG")
+    ran, lost = int(res.ran.sum()), int((res.ran & ~res.found).sum())
+    print(f"hmrkit: {ran} patch positions of {res.ran.size} run ({lost} lost the person), detector "
+          f"{res.seconds['detect']:.1f} s, estimator {res.seconds['estimate']:.1f} s; wrote {out / stem}.png and .npz")
     return 0
 
 
@@ -416,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     t = sub.add_parser("train", help="train a method's regressor on synthetic data")
-    t.add_argument("method", choices=["spin"])
+    t.add_argument("method", choices=["spin", "pare"])
     t.add_argument("--out", default="hmrkit_train", help="folder for checkpoints, log.jsonl and the weights")
     t.add_argument("--body", default="anny", choices=["anny", "smpl", "smplh", "smplx"])
     t.add_argument("--model-path", default=None)
@@ -446,12 +522,30 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fit-select", default="px", choices=["px", "agree"],
                    help="which fits the loop stores: by 2D error only (px), or also with no limb or torso flipped in depth "
                         "against the regressor's estimate (agree)")
+    t.add_argument("--seg-steps", type=int, default=1500,
+                   help="pare: the part segmentation loss is on for the first N steps, then off")
+    t.add_argument("--p-occluder", type=float, default=0.5, help="pare: probability of an occluding box or bar")
+    t.add_argument("--p-truncate", type=float, default=0.2, help="pare: probability that the frame cuts the person")
+    t.add_argument("--p-mask", type=float, default=0.5, help="pare: probability that the person mask is given")
     t.add_argument("--val-every", type=int, default=500)
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     t.add_argument("--real", nargs="*", default=(), metavar="NPZ",
                    help="`hmrkit run` outputs whose detections join the training as unlabelled samples (fitting loop)")
     t.set_defaults(func=cmd_train)
+
+    o = sub.add_parser("occlusion", help="occlusion sensitivity: slide a grey patch over an image, "
+                                         "measure how each joint's 3D estimate moves")
+    o.add_argument("image", help="a photo (jpg, png, ...)")
+    o.add_argument("--method", default="pare", help="the estimator (default pare)")
+    o.add_argument("--patch", type=int, default=64, help="side of the grey patch, px")
+    o.add_argument("--stride", type=int, default=32, help="step between patch positions, px")
+    o.add_argument("--all", action="store_true",
+                   help="run every position (default: those overlapping the person's box grown by 25 %%)")
+    o.add_argument("--out", default="hmrkit_occlusion", help="folder for the heat-map PNG and the npz")
+    o.add_argument("--body", default="anny", choices=["anny", "smpl", "smplh", "smplx"])
+    o.add_argument("--model-path", default=None)
+    o.set_defaults(func=cmd_occlusion)
 
     b = sub.add_parser("body", help="write the Anny mean body, a child and an elder")
     b.add_argument("--out", default="hmrkit_body")

@@ -51,7 +51,7 @@ from hmrkit.types import BodyParams
 
 __all__ = [
     "PART_NAMES", "PART_COLORS", "SKIN_TONES", "Light", "RenderConfig", "Render", "SyntheticSample",
-    "RENDER_SCENE", "DEFAULT_CONVENTIONS", "IMAGE_SUFFIXES", "part_labels", "face_part_labels",
+    "RENDER_SCENE", "DEFAULT_CONVENTIONS", "IMAGE_SUFFIXES", "part_labels", "face_part_labels", "splat_part_labels",
     "render_sample", "render_part_seg", "procedural_background", "folder_background", "sample_light",
     "generate", "keypoints_from_output", "colorize_parts",
 ]
@@ -168,6 +168,30 @@ def part_labels(body) -> Tensor:
     labels = labels.long()
     _PART_CACHE[body] = labels
     return labels
+
+
+def splat_part_labels(body, vertices: Tensor, K: Tensor, center: Tensor, side: Tensor, resolution: int) -> Tensor:
+    """(B, R, R) int64 part maps without rendering: every vertex (B, V, 3, camera frame) is
+    projected with K (B, 3, 3) into a square box (centre (B, 2) px, side (B,) px) cut into
+    R x R cells, and each cell takes the part of its nearest vertex in depth (a z-buffer
+    over vertices): 0 where no vertex falls, 1 + ``part_labels`` index elsewhere. With
+    Anny's 13,718 vertices a cell down to 1/64 of a person's box has vertices in it; a
+    render (``render_part_seg``) is exact but about 100 x slower on a CPU."""
+    B, V = vertices.shape[:2]
+    R = int(resolution)
+    uv = project(vertices, K.to(vertices.dtype))
+    rel = (uv - (center[:, None] - 0.5 * side[:, None, None])) / side[:, None, None] * R
+    cell = rel.floor().long()
+    inside = ((cell >= 0) & (cell < R)).all(-1) & (vertices[..., 2] > 0)
+    flat = (torch.arange(B)[:, None] * R * R + cell[..., 1].clamp(0, R - 1) * R + cell[..., 0].clamp(0, R - 1))
+    flat = torch.where(inside, flat, torch.full_like(flat, B * R * R))  # a dump cell past the end
+    z = vertices[..., 2].reshape(-1).to(torch.float32)
+    zmin = torch.full((B * R * R + 1,), float("inf")).scatter_reduce(0, flat.reshape(-1), z, "amin")
+    front = (z <= zmin[flat.reshape(-1)]) & inside.reshape(-1)
+    labels = (part_labels(body).to(flat.device) + 1).expand(B, V).reshape(-1)
+    out = torch.zeros(B * R * R + 1, dtype=torch.long)
+    out[flat.reshape(-1)[front]] = labels[front]
+    return out[:-1].reshape(B, R, R)
 
 
 def face_part_labels(body) -> np.ndarray:

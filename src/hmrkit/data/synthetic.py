@@ -688,6 +688,78 @@ def random_occluders(uv: Tensor, valid: Tensor, size: tuple, generator: torch.Ge
     return torch.cat([c - s / 2, c + s / 2], 1)
 
 
+OCCLUDER_KINDS = ("box", "bar")
+
+
+def sample_occluders(uv: Tensor, valid: Tensor, generator: torch.Generator, p: float = 1.0,
+                     kinds: tuple = OCCLUDER_KINDS) -> Tensor:
+    """(B, 4) occluders x0, y0, x1, y1 px for the people whose keypoints are uv (B, K, 2)
+    (valid (K,) bool: the body model's), one with probability ``p`` per person (NaN rows:
+    none), the kind drawn uniformly from ``kinds``:
+
+    box: each side 0.2-0.5 x the side of the person's keypoint box (a table, a bag,
+         another person's back), centred anywhere in the person's box;
+    bar: 0.06-0.14 thick and 0.6-1.2 long, horizontal or vertical (a pole, a railing, a
+         crossed arm of someone in front), centred anywhere in the person's box.
+
+    The keypoints an occluder covers take the noise model's ``boxed`` state (calibrated on
+    MediaPipe with boxes over Anny renders; ``add_noise``'s ``occluders``). All draws come
+    from ``generator`` in a fixed order, whatever ``p``."""
+    B = uv.shape[0]
+    dtype = uv.dtype
+    pts = uv[:, valid.bool()] if valid.any() else uv
+    lo, hi = pts.min(1).values, pts.max(1).values
+    side = (hi - lo).max(-1).values.clamp(min=20.0)[:, None]  # (B, 1)
+    u = torch.rand(B, 6, generator=generator, dtype=dtype)
+    kind = (u[:, 0] * len(kinds)).long().clamp(max=len(kinds) - 1)
+    centre = lo + u[:, 1:3] * (hi - lo)
+    box = (0.2 + 0.3 * u[:, 3:5]) * side
+    thick, long_ = (0.06 + 0.08 * u[:, 3:4]) * side, (0.6 + 0.6 * u[:, 4:5]) * side
+    horizontal = u[:, 5:6] < 0.5
+    bar = torch.where(horizontal, torch.cat([long_, thick], 1), torch.cat([thick, long_], 1))
+    is_bar = torch.tensor([k == "bar" for k in kinds])[kind][:, None]
+    wh = torch.where(is_bar, bar, box)
+    out = torch.cat([centre - wh / 2, centre + wh / 2], 1)
+    keep = torch.rand(B, generator=generator, dtype=dtype) < p
+    return torch.where(keep[:, None], out, torch.full_like(out, float("nan")))
+
+
+def sample_truncation(uv: Tensor, valid: Tensor, generator: torch.Generator, p: float = 1.0) -> Tensor:
+    """(B, 3) frame edges (nx, ny, offset) for the people of uv (B, K, 2), one with
+    probability ``p`` per person (NaN rows: none): a point q stays in the frame when
+    n . q >= offset. The edge is axis-aligned, on a side drawn uniformly (left, right, top,
+    bottom), and cuts off 20-50 % of the person's keypoint box (the bottom side most often
+    in photos: it is drawn twice as often)."""
+    B = uv.shape[0]
+    dtype = uv.dtype
+    pts = uv[:, valid.bool()] if valid.any() else uv
+    lo, hi = pts.min(1).values, pts.max(1).values
+    u = torch.rand(B, 3, generator=generator, dtype=dtype)
+    side = (u[:, 0] * 5).long().clamp(max=4)  # 0 left, 1 right, 2 top, 3-4 bottom
+    frac = 0.2 + 0.3 * u[:, 1]
+    n = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0], [0.0, -1.0]], dtype=dtype)[side]
+    x = torch.stack([lo[:, 0] + frac * (hi[:, 0] - lo[:, 0]), hi[:, 0] - frac * (hi[:, 0] - lo[:, 0]),
+                     lo[:, 1] + frac * (hi[:, 1] - lo[:, 1]), hi[:, 1] - frac * (hi[:, 1] - lo[:, 1]),
+                     hi[:, 1] - frac * (hi[:, 1] - lo[:, 1])], 1).gather(1, side[:, None])[:, 0]
+    offset = torch.where(side < 2, n[:, 0] * x, n[:, 1] * x)
+    out = torch.cat([n, offset[:, None]], 1)
+    keep = torch.rand(B, generator=generator, dtype=dtype) < p
+    return torch.where(keep[:, None], out, torch.full_like(out, float("nan")))
+
+
+def in_frame(uv: Tensor, edges: Tensor) -> Tensor:
+    """(B, N) bool: points uv (B, N, 2) on the kept side of ``sample_truncation``'s edges
+    (B, 3) (a NaN row keeps everything)."""
+    e = edges.to(uv.dtype)
+    keep = (uv * e[:, None, :2]).sum(-1) >= e[:, None, 2]
+    return keep | torch.isnan(e[:, :1])
+
+
+def in_boxes(uv: Tensor, boxes: Tensor) -> Tensor:
+    """(B, N) bool: points uv (B, N, 2) inside boxes (B, 4) x0, y0, x1, y1 (a NaN box holds nothing)."""
+    return _in_boxes(uv, boxes)
+
+
 def _in_boxes(uv: Tensor, boxes: Tensor) -> Tensor:
     """(B, K) bool: uv (B, K, 2) inside boxes (B, 4) (a NaN box holds nothing)."""
     x, y = uv[..., 0], uv[..., 1]

@@ -3,6 +3,7 @@ the scripts build their estimators here, so a method means the same thing everyw
 
   fit        SMPLify-style fitting from the mean body (``hmrkit.fit``)
   spin       SPIN's regressor alone: one forward pass (``hmrkit.models.spin``)
+  pare       PARE's part-attention regressor alone (``hmrkit.models.pare``)
   NAME+fit   any method above, refined by the fitting (``Refined``); ``spin+fit`` is the
              default of ``hmrkit run`` where SPIN weights ship (Anny)
 
@@ -30,7 +31,13 @@ def _spin(body, weights=None, **_):
     return SpinEstimator.from_pretrained(body, weights=weights)
 
 
-ESTIMATORS: dict[str, Callable] = {"fit": _fit, "spin": _spin}
+def _pare(body, weights=None, **_):
+    from hmrkit.models.pare import PareEstimator
+
+    return PareEstimator.from_pretrained(body, weights=weights)
+
+
+ESTIMATORS: dict[str, Callable] = {"fit": _fit, "spin": _spin, "pare": _pare}
 REFINE = "+fit"
 # Started from a regressor's estimate, the fit needs half the default schedule: on the
 # synthetic sets 100 body iterations are as accurate as 200 (docs/spin.md), at half the cost.
@@ -46,6 +53,10 @@ def has_weights(method: str, body) -> bool:
     """Whether the shipped weights of a learned method exist for ``body``."""
     if method == "spin":
         from hmrkit.models.spin import default_weights
+
+        return default_weights(body.name).exists()
+    if method == "pare":
+        from hmrkit.models.pare import default_weights
 
         return default_weights(body.name).exists()
     return True

@@ -61,7 +61,12 @@ def _build_frames(body, spec: SyntheticSpec) -> SyntheticSet:
 
     scenes = sample_scenes(body, spec.n, seed=spec.seed, config=SceneConfig(
         yaw_deg=FRAMES_YAW_DEG, split=spec.split, phenotypes=phenotypes_of(spec.split)))
-    kp = keypoints2d(body, scenes, spec.input, _noise(spec), seed=spec.seed + 1)
+    occ, edge = _occlusion(body, scenes, spec)
+    kp = keypoints2d(body, scenes, spec.input, _noise(spec), seed=spec.seed + 1, occluders=occ)
+    if edge is not None:
+        from hmrkit.data.synthetic import in_frame
+
+        kp = torch.cat([kp[..., :2], kp[..., 2:] * in_frame(kp[..., :2], edge)[..., None]], -1)
     k3 = None
     if spec.world3d > 0:
         with torch.no_grad():
@@ -69,6 +74,43 @@ def _build_frames(body, spec: SyntheticSpec) -> SyntheticSet:
     inputs = EvalInputs(kp, spec.input, scenes.K, k3, torch.ones(spec.n, dtype=torch.bool),
                         torch.tensor(scenes.image_size).expand(spec.n, 2).clone())
     return SyntheticSet(spec, scenes.params, inputs, scenes.image_size)
+
+
+def _occlusion(body, scenes, spec: SyntheticSpec):
+    """The frames set's occluders (B, 4) and frame edges (B, 3) (``sample_occluders``,
+    ``sample_truncation`` on the true mediapipe33 keypoints, seeded by the spec), None
+    where the spec asks for none. The occluders' draws do not move the evidence's noise
+    (common random numbers), so ``occlusion=0`` and ``occlusion=1`` share the rest."""
+    from hmrkit.data.synthetic import sample_occluders, sample_truncation, true_keypoints
+
+    if not (spec.occlusion or spec.truncation):
+        return None, None
+    _, uv, valid = true_keypoints(body, scenes, "mediapipe33")
+    occ = edge = None
+    if spec.occlusion:
+        occ = sample_occluders(uv, valid, torch.Generator().manual_seed(spec.seed + 7), spec.occlusion)
+    if spec.truncation:
+        edge = sample_truncation(uv, valid, torch.Generator().manual_seed(spec.seed + 8), spec.truncation)
+    return occ, edge
+
+
+def paste_occluder(image: np.ndarray, box, rng: np.random.Generator) -> np.ndarray:
+    """A copy of ``image`` (H, W, 3) uint8 with the box x0, y0, x1, y1 px painted over: a
+    random flat colour with multi-scale noise (an object, not a grey test patch)."""
+    out = image.copy()
+    H, W = out.shape[:2]
+    x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+    x0, x1, y0, y1 = max(0, x0), min(W, x1), max(0, y0), min(H, y1)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    h, w = y1 - y0, x1 - x0
+    base = rng.integers(30, 226, 3).astype(np.float64)
+    tex = rng.normal(0, 1, (max(1, h // 8), max(1, w // 8), 1))
+    tex = np.kron(tex, np.ones((8, 8, 1)))[:h, :w]
+    tex = np.pad(tex, ((0, h - tex.shape[0]), (0, w - tex.shape[1]), (0, 0)), mode="edge")
+    fine = rng.normal(0, 1, (h, w, 1))
+    out[y0:y1, x0:x1] = np.clip(base + 25 * tex + 8 * fine, 0, 255).astype(np.uint8)
+    return out
 
 
 def rendered_scene(size: int):
@@ -91,13 +133,23 @@ def _build_rendered(body, spec: SyntheticSpec, detector=None) -> SyntheticSet:
         detector = default_detector()
     render = RenderConfig(background_dir=spec.backgrounds) if spec.backgrounds else RenderConfig()
     evidence, Ks, params = [], [], []
-    missed = 0
+    missed = occluded = 0
     try:
         for s in generate(body, spec.n, seed=spec.seed, rendered=True, scene=rendered_scene(spec.size),
-                          render=render, conventions=("coco17",)):
+                          render=render, conventions=("coco17", "mediapipe33")):
             gt = s.keypoints2d["coco17"].numpy()
             box = _keypoint_box(gt)
-            ev = match_detection(detector.detect(s.rgb), box) if box is not None else None
+            rgb = s.rgb
+            if spec.occlusion:
+                from hmrkit.data.synthetic import sample_occluders
+
+                g = torch.Generator().manual_seed(int(np.random.SeedSequence([spec.seed, s.index, 7]).generate_state(1)[0]))
+                uv = s.keypoints2d["mediapipe33"][None, :, :2]
+                occ = sample_occluders(uv, s.keypoints2d["mediapipe33"][:, 2] > 0, g, spec.occlusion)[0]
+                if bool(torch.isfinite(occ).all()):
+                    rgb = paste_occluder(rgb, occ.numpy(), np.random.default_rng([spec.seed, s.index, 8]))
+                    occluded += 1
+            ev = match_detection(detector.detect(rgb), box) if box is not None else None
             params.append(s.params)
             Ks.append(s.K)
             missed += ev is None
@@ -107,6 +159,8 @@ def _build_rendered(body, spec: SyntheticSpec, detector=None) -> SyntheticSet:
             detector.close()
     inputs = inputs_from_evidence(evidence, torch.stack(Ks))
     notes = {"nobody detected": f"{missed} of {spec.n}"}
+    if spec.occlusion:
+        notes["occluded"] = f"{occluded} of {spec.n}"
     return SyntheticSet(spec, BodyParams.cat(params), inputs, (spec.size, spec.size), notes)
 
 

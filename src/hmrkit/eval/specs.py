@@ -2,7 +2,7 @@
 
 A data spec names one set (``parse_data_spec``):
 
-  synthetic:frames[,n=48,seed=2024,split=test,input=mediapipe33,noise=realistic,world3d=0,batch=8]
+  synthetic:frames[,n=48,seed=2024,split=test,input=mediapipe33,noise=realistic,world3d=0,batch=8,occlusion=0,truncation=0]
       single frames, keypoint evidence: the body model's keypoints of ``input``
       (mediapipe33, coco17 or openpose25: what a user's detector gives; holistic: MediaPipe's
       body with both hands and the face) projected to 2D,
@@ -14,11 +14,18 @@ A data spec names one set (``parse_data_spec``):
       training never sees, with bodies over all phenotypes; ``train`` is the
       in-distribution set (training's subjects, central phenotypes: it overstates a
       regressor trained on them); ``all`` every subject.
-  synthetic:rendered[,n=32,seed=2024,size=512,batch=8,backgrounds=DIR]
+      ``occlusion=P``: with probability P an occluding box or bar over the person
+      (``hmrkit.data.synthetic.sample_occluders``): its keypoints take the noise model's
+      calibrated ``boxed`` state (MediaPipe's behaviour under boxes); ``truncation=P``:
+      with probability P the frame cuts off 20-50 % of the person (``sample_truncation``):
+      those keypoints are missing.
+  synthetic:rendered[,n=32,seed=2024,size=512,batch=8,backgrounds=DIR,occlusion=0]
       single frames rendered (``hmrkit.data.render_synthetic.generate``: skin tones,
       clothing, lights; procedural backgrounds, or crops of the images in DIR), on which
       the real detector runs (MediaPipe Holistic, static image mode): holistic keypoints,
-      its world landmarks as 3D evidence, K from the scene.
+      its world landmarks as 3D evidence, K from the scene. ``occlusion=P``: with
+      probability P an occluder (a box or a bar, ``sample_occluders``) is pasted into the
+      image before the detector sees it: a flat colour with noise texture.
   synthetic:sequences[,n=4,frames=32,seed=2024,split=test,input=mediapipe33,noise=realistic,world3d=0,batch=8]
       ``n`` clips of ``frames`` consecutive frames (30 fps) from the shipped retargeted CMU
       sequences (``hmrkit.data.sequences``) of ``split``'s subjects, seen by a slowly
@@ -55,8 +62,8 @@ DATASET_KINDS = ("3dpw", "h36m")
 
 # Per kind: the keys a spec may set, and the defaults of those that depend on the kind.
 _KEYS = {
-    "frames": ("n", "seed", "split", "input", "noise", "world3d", "batch"),
-    "rendered": ("n", "seed", "size", "batch", "backgrounds"),
+    "frames": ("n", "seed", "split", "input", "noise", "world3d", "batch", "occlusion", "truncation"),
+    "rendered": ("n", "seed", "size", "batch", "backgrounds", "occlusion"),
     "sequences": ("n", "frames", "seed", "split", "input", "noise", "world3d", "batch"),
 }
 _DEFAULTS = {
@@ -65,7 +72,7 @@ _DEFAULTS = {
     "sequences": {"n": 4, "frames": 32, "batch": 8},
 }
 _TYPES = {"n": int, "seed": int, "split": str, "input": str, "noise": str, "world3d": float, "batch": int, "size": int, "frames": int,
-          "backgrounds": str, "root": str, "step": int, "regressor": str}
+          "backgrounds": str, "occlusion": float, "truncation": float, "root": str, "step": int, "regressor": str}
 
 SPEC_HELP = ("synthetic:frames|rendered|sequences[,key=value...], 3dpw:NPZ,root=DIR or h36m:NPZ,root=DIR "
              "(see docs/eval.md)")
@@ -111,6 +118,8 @@ class SyntheticSpec:
     backgrounds: Optional[str] = None
     split: str = "test"
     input: str = "mediapipe33"
+    occlusion: float = 0.0
+    truncation: float = 0.0
 
     def __post_init__(self):
         if self.kind not in SYNTHETIC_KINDS:
@@ -149,6 +158,9 @@ class SyntheticSpec:
                 raise InputError(None, f"{text!r}: {k} must be at least {low}")
         if spec.world3d < 0:
             raise InputError(None, f"{text!r}: world3d must be >= 0 (metres)")
+        for k in ("occlusion", "truncation"):
+            if not 0.0 <= getattr(spec, k) <= 1.0:
+                raise InputError(None, f"{text!r}: {k} must be a probability in [0, 1]")
         if spec.backgrounds is not None and not Path(spec.backgrounds).expanduser().is_dir():
             raise InputError(spec.backgrounds, "background folder not found; pass a folder of jpg/png images")
         return spec
@@ -158,13 +170,16 @@ class SyntheticSpec:
         """The spec written out with its seed and the keys that matter for its kind."""
         if self.kind == "rendered":
             s = f"synthetic:rendered,n={self.n},seed={self.seed},size={self.size}"
+            s += f",occlusion={self.occlusion:g}" if self.occlusion else ""
             return s + (f",backgrounds={self.backgrounds}" if self.backgrounds else "")
         head = f"synthetic:{self.kind},n={self.n}"
         if self.kind == "sequences":
             head += f",frames={self.frames}"
         s = f"{head},seed={self.seed},split={self.split}"
         s += (f",input={self.input}" if self.input != "mediapipe33" else "") + f",noise={self.noise}"
-        return s + (f",world3d={self.world3d}" if self.world3d else "")
+        s += f",world3d={self.world3d}" if self.world3d else ""
+        s += f",occlusion={self.occlusion:g}" if self.occlusion else ""
+        return s + (f",truncation={self.truncation:g}" if self.truncation else "")
 
 
 @dataclass(frozen=True)

@@ -106,26 +106,29 @@ def evidence_maps(inputs: CropInputs, edges: list[tuple[int, int]], resolution: 
     B, Kn = inputs.kp.shape[:2]
     dtype = inputs.kp.dtype
     R = resolution
-    g = (torch.arange(R, dtype=dtype) + 0.5) / R * 2 - 1  # pixel centres in [-1, 1]
-    gy, gx = torch.meshgrid(g, g, indexing="ij")
-    grid = torch.stack([gx, gy], -1).reshape(1, 1, R * R, 2)
-    s = sigma * 2.0 / R
+    g = (torch.arange(R, dtype=dtype, device=inputs.kp.device) + 0.5) / R * 2 - 1  # pixel centres in [-1, 1]
+    s2 = 2 * (sigma * 2.0 / R) ** 2
     xy, conf = inputs.kp[..., :2], inputs.kp[..., 2]
-    d2 = ((grid - xy[:, :, None]) ** 2).sum(-1)  # (B, K, R*R)
-    heat = conf[..., None] * torch.exp(-d2 / (2 * s * s))
-    maps = [heat]
+    # a Gaussian is separable: exp(-(dx^2 + dy^2) / 2s^2) = exp(-dx^2 / 2s^2) exp(-dy^2 / 2s^2)
+    ex = torch.exp(-(g - xy[..., :1]) ** 2 / s2)  # (B, K, R) along x
+    ey = torch.exp(-(g - xy[..., 1:]) ** 2 / s2)  # (B, K, R) along y
+    maps = [conf[..., None, None] * ey[..., :, None] * ex[..., None, :]]  # (B, K, R(y), R(x))
     if edges:
-        a = torch.tensor([e[0] for e in edges])
-        b = torch.tensor([e[1] for e in edges])
-        pa, pb = xy[:, a][:, :, None], xy[:, b][:, :, None]  # (B, E, 1, 2)
+        a = torch.tensor([e[0] for e in edges], device=xy.device)
+        b = torch.tensor([e[1] for e in edges], device=xy.device)
+        pa, pb = xy[:, a], xy[:, b]  # (B, E, 2)
         ab = pb - pa
-        t = (((grid - pa) * ab).sum(-1) / (ab ** 2).sum(-1).clamp(min=1e-8)).clamp(0, 1)
-        dist2 = ((grid - (pa + t[..., None] * ab)) ** 2).sum(-1)
-        c = torch.minimum(conf[:, a], conf[:, b])[..., None]
-        maps.append(c * torch.exp(-dist2 / (2 * s * s)))
-    out = torch.cat(maps, 1).reshape(B, -1, R, R)
-    m = torch.zeros(B, 1, R, R, dtype=dtype) if mask is None else mask.to(dtype).reshape(B, 1, R, R)
-    has = torch.full((B, 1, R, R), 0.0 if mask is None else 1.0, dtype=dtype)
+        inv = 1.0 / (ab ** 2).sum(-1).clamp(min=1e-8)  # (B, E)
+        dx = g[None, None, None, :] - pa[..., 0, None, None]  # (B, E, 1, R): x - ax
+        dy = g[None, None, :, None] - pa[..., 1, None, None]  # (B, E, R, 1): y - ay
+        abx, aby = ab[..., 0, None, None], ab[..., 1, None, None]
+        t = ((dx * abx + dy * aby) * inv[..., None, None]).clamp(0, 1)  # (B, E, R, R)
+        dist2 = (dx - t * abx) ** 2 + (dy - t * aby) ** 2
+        c = torch.minimum(conf[:, a], conf[:, b])[..., None, None]
+        maps.append(c * torch.exp(-dist2 / s2))
+    out = torch.cat(maps, 1)
+    m = torch.zeros(B, 1, R, R, dtype=dtype, device=out.device) if mask is None else mask.to(dtype).reshape(B, 1, R, R)
+    has = torch.full((B, 1, R, R), 0.0 if mask is None else 1.0, dtype=dtype, device=out.device)
     return torch.cat([out, m, has], 1)
 
 

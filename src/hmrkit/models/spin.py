@@ -147,6 +147,11 @@ class SpinEstimator:
         return crop_inputs(obs.body.to(dtype), obs.K.to(dtype), obs.body_convention, k3, self.config.min_confidence,
                            image_wh=wh)
 
+    def encode(self, inputs: CropInputs, obs: Observation) -> tuple:
+        """(Features, HeadOutput) of the network on ``inputs`` (on the network's device);
+        ``obs`` is the flattened observation they came from (for other evidence)."""
+        return self.model.encode(inputs)
+
     @torch.no_grad()
     def predict(self, obs: Observation, init: BodyParams | None = None) -> Prediction:
         """obs (B,) -> Prediction (B,); ``init`` is not used (the regressor starts from the mean).
@@ -157,9 +162,9 @@ class SpinEstimator:
             inputs = self.crop_inputs(obs)
             device = next(self.model.parameters()).device  # the network may sit on a GPU (--device)
             if device.type == "cpu":
-                feats, head = self.model.encode(inputs)
+                feats, head = self.encode(inputs, obs)
             else:
-                feats, head = self.model.encode(_to_device(inputs, device))
+                feats, head = self.encode(_to_device(inputs, device), obs)
                 feats, head = feats.map(lambda t: t.cpu()), _to_device(head, torch.device("cpu"))
             params = self.model.params(self.body, inputs, head)
         kp, _ = to_input_convention(obs.body.to(params.transl.dtype), obs.body_convention)

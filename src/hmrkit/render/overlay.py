@@ -131,9 +131,9 @@ def _backport_pyopengl_osmesa() -> None:
 
 
 def _pyrender():
-    """Import pyrender for off-screen use, or raise RendererUnavailable with the install line."""
-    if "pyrender" in sys.modules:
-        return sys.modules["pyrender"]
+    """Import pyrender for off-screen use, or raise RendererUnavailable with the install line.
+    The PyOpenGL fixes are applied even when someone imported pyrender first (they are
+    idempotent, and pyrender reads OpenGL.osmesa only when it creates its first context)."""
     os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
     try:
         _fix_pyopengl_context_keys()

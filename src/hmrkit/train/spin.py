@@ -221,19 +221,32 @@ class SpinObjective(Objective):
         lab = d.labelled[idx]
         kp = d.det[idx].clone()
         k3 = d.det3d[idx].clone()
+        occ = self.occluders(idx, step)
         if lab.any():
             li = idx[lab]
             seed = cfg.seed * 1_000_003 + step
             fresh = add_noise(d.input_keypoints(li), d.uv[li], d.valid, CONVENTION, d.image_size,
-                              NoiseConfig.realistic(), seed=seed)
+                              NoiseConfig.realistic(), seed=seed, occluders=None if occ is None else occ[lab])
             fresh[..., 2] *= d.slots(li)
             kp[lab] = fresh
             g = torch.Generator().manual_seed(seed)
             k3[lab] = world_landmarks(d.X[li], kp[lab][..., 2], cfg.data.world3d_sigma, g) * self.has_world3d(li)
+        kp = self.frame(kp, idx, lab, step)
+        k3 = k3 * (kp[..., 2:3] > 0)
         g = torch.Generator().manual_seed(cfg.seed * 7 + step)
         give = torch.rand(len(idx), generator=g) < cfg.p_world3d
         k3 = k3 * give[:, None, None]
         return kp, k3, lab
+
+    def occluders(self, idx: Tensor, step: int) -> Tensor | None:
+        """(B, 4) occluder boxes px over the batch's people (NaN rows: none), whose
+        keypoints take the noise model's boxed state; None: no occluders (SPIN)."""
+        return None
+
+    def frame(self, kp: Tensor, idx: Tensor, lab: Tensor, step: int) -> Tensor:
+        """The batch's detections (B, 33, 3) after whatever the image frame removes
+        (PARE's truncation); SPIN: unchanged."""
+        return kp
 
     def has_world3d(self, idx: Tensor) -> Tensor:
         """(len(idx), 1, 1): 1 for samples seen through MediaPipe (world landmarks), else 0."""
@@ -274,8 +287,11 @@ class SpinObjective(Objective):
         return BodyParams(go, pose, shape, p.transl, p.expression), w
 
     def batch(self, step: int) -> TrainBatch:
+        return self.make_batch(self.order.next(), step)
+
+    def make_batch(self, idx: Tensor, step: int) -> TrainBatch:
+        """The TrainBatch of the samples ``idx`` at ``step``."""
         d = self.data
-        idx = self.order.next()
         kp, k3, lab = self.evidence(idx, step)
         K = d.K[idx]
         inputs = crop_inputs(kp, K, CONVENTION, k3)
@@ -300,10 +316,17 @@ class SpinObjective(Objective):
 
     # ------------------------------------------------------------------ losses
     def losses(self, model: SpinRegressor, b: TrainBatch, step: int):
+        out = model(b.inputs)
+        params = model.params(self.body, b.inputs, out)
+        return self.supervised_losses(out, params, b), params
+
+    def supervised_losses(self, out, params: BodyParams, b: TrainBatch) -> dict:
+        """SPIN's losses of a head output (``HeadOutput``) and its BodyParams on ``b``:
+        2D keypoints (each sample's convention), root-relative 3D keypoints (labelled),
+        pose and shape against the targets (weighted), the camera prior; "loss" their
+        weighted sum."""
         cfg = self.config
         inputs = b.inputs
-        out = model(inputs)
-        params = model.params(self.body, inputs, out)
         Xin, X = self.input_keypoints(params, b.indices)
         uv_pred = to_crop(project(Xin, inputs.K), inputs)
         l2d = (b.kp2d_conf[..., None] * (uv_pred - to_crop(b.kp2d, inputs)) ** 2).mean()
@@ -319,7 +342,7 @@ class SpinObjective(Objective):
         lcam = torch.exp(-10 * out.cam[:, 0].exp()).pow(2).mean()
         total = cfg.w_total * (cfg.w_kp2d * l2d + cfg.w_kp3d * l3d + cfg.w_pose * lpose + cfg.w_shape * lshape
                                + cfg.w_cam * lcam)
-        return {"loss": total, "kp2d": l2d, "kp3d": l3d, "pose": lpose, "shape": lshape, "cam": lcam}, params
+        return {"loss": total, "kp2d": l2d, "kp3d": l3d, "pose": lpose, "shape": lshape, "cam": lcam}
 
     # ------------------------------------------------------------------ the loop
     def after_step(self, model, b: TrainBatch, params: BodyParams, step: int) -> dict | None:

@@ -155,6 +155,10 @@ class Objective(ABC):
         """Called after the optimiser step of ``step``; may return more floats to log."""
         return None
 
+    def key(self) -> str:
+        """What a checkpoint must match to resume (default: ``repr(config)``)."""
+        return repr(self.config)
+
     def validate(self, model: nn.Module) -> dict:
         """Validation figures (floats), run in eval mode without gradients."""
         return {}
@@ -265,7 +269,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def config_key(self) -> dict:
-        return {"trainer": repr(self.config), "objective": repr(self.objective.config)}
+        return {"trainer": repr(self.config), "objective": self.objective.key()}
 
     def checkpoint(self) -> dict:
         return {"format": FORMAT, "method": self.method, "step": self.step, "elapsed": self.elapsed,
