@@ -344,3 +344,22 @@ def test_pare_estimator_reads_the_mask(anny_body):
     assert plain.valid.all() and withm.valid.all()
     assert not torch.allclose(plain.params.pose, withm.params.pose)  # the mask is read
     assert plain.features.volume.shape[-1] == 16
+
+
+def test_pare_on_an_smpl_body(tmp_path):
+    """The same network on an SMPL body (a synthetic file in the official format): 23
+    regressed joints, the hands reading their wrists' parts, 10 unclamped betas."""
+    import hmrkit.body
+    from hmrkit.body.synthetic import write_synthetic_model
+
+    body = hmrkit.body.load("smpl", model_path=write_synthetic_model(tmp_path / "SMPL_NEUTRAL.pkl", "smpl"))
+    model = PareRegressor(body, SMALL).eval()
+    assert len(model.joint_index) == 23
+    hands = [model.joint_names.index(n) + 1 for n in ("left_hand", "right_hand")]
+    from hmrkit.data.render_synthetic import PART_NAMES
+
+    assert [PART_NAMES[int(model.joint_part[i])] for i in hands] == ["left_wrist", "right_wrist"]
+    with torch.no_grad():
+        p = model.params(body, _inputs(2))
+    assert p.pose.shape == (2, body.num_pose_joints, 3, 3) and p.shape.shape == (2, body.num_shape)
+    assert torch.isfinite(body(p).vertices).all()

@@ -13,16 +13,18 @@ each body part attend to its own region of it:
 - a **3D branch** gives the feature volume F (``part_width`` channels);
 - each part's feature is F weighted by the spatial softmax of its map over all cells,
   F'_p = sum_hw softmax(A_p)_hw F_hw (no global pooling, no attention heads);
-- each part's rotation (6D, ``hmrkit.geometry``'s layout: the first two columns of the
-  matrix, column-major) comes from its own two-layer MLP (a locally connected layer: no
-  weights shared across parts), reading its part feature and the CLIFF box descriptor;
+- each regressed joint's rotation (6D, ``hmrkit.geometry``'s layout: the first two
+  columns of the matrix, column-major), the global orientation first, comes from its own
+  two-layer MLP (a locally connected layer: no weights shared across joints), reading
+  the feature of the joint's part and the CLIFF box descriptor. With Anny the 21 body
+  joints are the parts themselves; SMPL's hand joints read the wrists' parts (the part
+  mapping of ``render_synthetic``);
 - shape and the crop camera come from one MLP over all part features and the box.
 
 The crop camera is converted to the full-image camera with the real K, as SPIN's
 (``hmr_head.head_to_params``). The part maps are trained against the body model's part
 segmentation early in training and then left free (``hmrkit.train.pare``). The regressed
-joints are the body's ``body_joint_indices`` (fingers, jaw and eyes stay at the mean), in
-``PART_NAMES`` order; a body model whose body joints differ cannot use this head.
+joints are the body's ``body_joint_indices`` (fingers, jaw and eyes stay at the mean).
 
 RGB crops as an extra input group are not implemented: no pretrained image backbone
 ships, and the synthetic training data has no pixels (docs/pare.md).
@@ -116,9 +118,14 @@ class PareRegressor(nn.Module):
         self.config = config
         self.joint_index = body_joint_indices(body)
         self.joint_names = tuple(body.pose_joint_names[i] for i in self.joint_index)
-        if list(self.joint_names) != list(PART_NAMES[1:]):
-            raise InputError(None, f"PARE regresses the {len(PART_NAMES) - 1} body joints {list(PART_NAMES[1:])}; "
-                                   f"the {body.name!r} body model's are {list(self.joint_names)}")
+        from hmrkit.data.render_synthetic import _part_of_joint
+
+        part_of = [_part_of_joint(n) for n in (body.joint_names[0],) + self.joint_names]
+        if any(p is None for p in part_of):
+            bad = [n for n, p in zip((body.joint_names[0],) + self.joint_names, part_of) if p is None]
+            raise InputError(None, f"PARE: the {body.name!r} body model's joints {bad} belong to no body part")
+        # each regressed rotation (the root's first) reads the feature of its joint's part
+        self.register_buffer("joint_part", torch.tensor([PART_NAMES.index(p) for p in part_of]), persistent=False)
         self.edges = list(C.get(INPUT_CONVENTION).edges)
         P = len(PART_NAMES)
         self.num_parts = P
@@ -135,10 +142,11 @@ class PareRegressor(nn.Module):
         self.part_branch = nn.Sequential(_conv(w, w), nn.Conv2d(w, P + 1, 1))
         self.feat_branch = nn.Sequential(_conv(w, w), nn.Conv2d(w, config.part_width, 1))
         D = config.part_width + 3
-        self.joint_mlp = nn.Sequential(LocallyConnected(P, D, config.joint_hidden), nn.ReLU(inplace=True),
-                                       LocallyConnected(P, config.joint_hidden, 6, gain=0.01))
-        mean6d = torch.cat([rotmat_to_6d(CV_FROM_BODY)[None], rotmat_to_6d(torch.eye(3)).expand(P - 1, 6)])
-        self.register_buffer("mean_rot6d", mean6d)  # (P, 6): facing the camera, every joint at rest
+        J1 = len(self.joint_index) + 1  # the root and the regressed joints
+        self.joint_mlp = nn.Sequential(LocallyConnected(J1, D, config.joint_hidden), nn.ReLU(inplace=True),
+                                       LocallyConnected(J1, config.joint_hidden, 6, gain=0.01))
+        mean6d = torch.cat([rotmat_to_6d(CV_FROM_BODY)[None], rotmat_to_6d(torch.eye(3)).expand(J1 - 1, 6)])
+        self.register_buffer("mean_rot6d", mean6d)  # (J + 1, 6): facing the camera, every joint at rest
         mean_shape = body.mean_params(1).shape[0].detach().float()
         self.register_buffer("mean_shape", mean_shape)
         S = mean_shape.numel()
@@ -166,8 +174,9 @@ class PareRegressor(nn.Module):
         att = parts[:, 1:].flatten(2).softmax(-1)  # (B, P, V*V)
         feats = torch.einsum("bpn,bcn->bpc", att, vol.flatten(2))  # (B, P, C)
         box = inputs.bbox_info.to(feats.dtype)
-        rot = self.mean_rot6d.to(feats.dtype) + self.joint_mlp(torch.cat([feats, box[:, None].expand(-1, self.num_parts, -1)], -1))
-        R = rotmat_from_6d(rot)  # (B, P, 3, 3)
+        jf = feats[:, self.joint_part]  # (B, J + 1, C)
+        rot = self.mean_rot6d.to(feats.dtype) + self.joint_mlp(torch.cat([jf, box[:, None].expand(-1, jf.shape[1], -1)], -1))
+        R = rotmat_from_6d(rot)  # (B, J + 1, 3, 3)
         g = self.global_dec(self.global_mlp(torch.cat([feats.flatten(1), box], -1)))
         shape = self.mean_shape.to(g.dtype) + g[:, :self.num_shape]
         cam = g[:, self.num_shape:]
@@ -176,9 +185,12 @@ class PareRegressor(nn.Module):
         V = self.config.volume
         return PareOutput(head, parts, att.reshape(B, -1, V, V), feats, vol)
 
-    def params(self, body, inputs: CropInputs, out: PareOutput | None = None, mask: Tensor | None = None) -> BodyParams:
+    def params(self, body, inputs: CropInputs, out=None, mask: Tensor | None = None) -> BodyParams:
+        """BodyParams in the full-image camera frame of a PareOutput or its HeadOutput
+        (None: run the network on ``inputs`` and ``mask``)."""
         out = self(inputs, mask) if out is None else out
-        return head_to_params(body, out.head, self.joint_index, inputs.center, inputs.size, inputs.K)
+        head = out.head if isinstance(out, PareOutput) else out
+        return head_to_params(body, head, self.joint_index, inputs.center, inputs.size, inputs.K)
 
     # ---------------------------------------------------------------- weights
     def checkpoint(self, card: dict | None = None) -> dict:
