@@ -7,7 +7,8 @@
 #
 # The recipe (docs/pare.md): the training set of SPIN's recipe (48,000 synthetic people of
 # the train split, all phenotypes, one input convention per sample, every sample labelled,
-# pose perturbation and upper/lower combination), part segmentation supervised for the
+# pose perturbation and upper/lower combination, world landmarks for 90 % of the MediaPipe
+# samples), part segmentation supervised for the
 # first 1500 of 4000 steps, occluders on half the samples, truncation on a fifth, the
 # person mask given to half. The training set and part maps are cached in ~/.cache/hmrkit.
 set -euo pipefail
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/pare}
 RECIPE=(--steps 4000 --lr 5e-4 --batch 64 --seed 0 --n-train 48000 --labelled 1.0
         --conventions mediapipe33,coco17,openpose25 --phenotypes all --perturb 0.5 --combine 0.3
-        --seg-steps 1500 --p-occluder 0.5 --p-truncate 0.2 --p-mask 0.5
+        --seg-steps 1500 --p-occluder 0.5 --p-truncate 0.2 --p-mask 0.5 --p-world3d 0.9
         --val-every 500 --threads 1)
 .venv/bin/hmrkit train pare --out "$OUT" "${RECIPE[@]}" "$@"
 if [ "${SHIP:-0}" = "1" ]; then

@@ -380,7 +380,7 @@ def cmd_occlusion(args) -> int:
             print(f"hmrkit: --{name} must be at least 1 px, got {getattr(args, name)}", file=sys.stderr)
             return 2
     try:
-        from hmrkit.eval.occlusion import OcclusionConfig, occlusion_sensitivity, positions, sensitivity_figure
+        from hmrkit.eval.occlusion import OcclusionConfig, occlusion_sensitivity, sensitivity_figure
         from hmrkit.io import read_image
         from hmrkit.pipeline import RunConfig, intrinsics, make_detector
 
@@ -394,14 +394,17 @@ def cmd_occlusion(args) -> int:
         estimator = build(args.method, body)
         K = intrinsics(RunConfig(), path, H, W)
         config = OcclusionConfig(patch=args.patch, stride=args.stride, all_positions=args.all)
-        n = len(positions(H, args.patch, args.stride)) * len(positions(W, args.patch, args.stride))
         from tqdm import tqdm
 
         detector = make_detector(video=False, evidence=evidence_used(estimator))
         try:
-            with tqdm(total=n, desc=f"occlusion ({args.method})", unit="patch", disable=None) as bar:
+            with tqdm(desc=f"occlusion ({args.method})", unit="patch", disable=None) as bar:
+                def plan(n):
+                    bar.total = n
+                    bar.refresh()
+
                 res = occlusion_sensitivity(image, K, estimator, body, detector, config, progress=bar.update,
-                                            name=str(path))
+                                            name=str(path), plan=plan)
         finally:
             detector.close()
     except InputError as e:
@@ -436,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="estimator: spin+fit (SPIN's regressor refined by fitting; the default where its "
                             "weights ship, i.e. for Anny), spin (the regressor alone, fastest) or fit (fitting "
                             "from the mean body; the default for SMPL-family bodies)")
-        q.add_argument("--weights", default=None, help="regressor weights for spin/spin+fit (default: the shipped ones)")
+        q.add_argument("--weights", default=None, help="regressor weights for spin, pare (and their +fit) (default: the shipped ones)")
         q.add_argument("--focal", type=float, default=None, help="focal length in pixels")
         q.add_argument("--fov", type=float, default=None, help="field of view over the larger side, degrees")
         q.add_argument("--no-overlay", action="store_true", help="skip overlay pictures/videos")
@@ -478,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
                "      SPIN's h36m_valid_protocol{1,2}.npz; root = the folder imgname is relative to",
     )
     e.add_argument("--method", default="fit", help="fit | spin | spin+fit (hmrkit.estimate)")
-    e.add_argument("--weights", default=None, help="regressor weights for spin/spin+fit (default: the shipped ones)")
+    e.add_argument("--weights", default=None, help="regressor weights for spin, pare (and their +fit) (default: the shipped ones)")
     e.add_argument("--data", nargs="+", default=["synthetic:frames,noise=clean", "synthetic:frames,noise=realistic"],
                    help="one or more data specs (below)")
     e.add_argument("--body", default="anny", choices=["anny", "smpl", "smplh", "smplx"],

@@ -142,10 +142,12 @@ class PatchedDetections:
 
 
 def patched_detections(image: np.ndarray, detector, config: OcclusionConfig = OcclusionConfig(),
-                       progress: Optional[Callable] = None, name: str = "image") -> PatchedDetections:
+                       progress: Optional[Callable] = None, name: str = "image",
+                       plan: Optional[Callable] = None) -> PatchedDetections:
     """Run the detector on ``image`` (H, W, 3) uint8 and on every patched copy (module
-    docstring); the person measured is the largest one detected unoccluded. InputError (one
-    line) when the patch does not fit in the image or nobody is detected."""
+    docstring); the person measured is the largest one detected unoccluded. plan(n) is
+    called once with the number of positions that will run, progress(1) after each.
+    InputError (one line) when the patch does not fit in the image or nobody is detected."""
     from hmrkit.eval.detection import match_detection
 
     H, W = image.shape[:2]
@@ -164,13 +166,16 @@ def patched_detections(image: np.ndarray, detector, config: OcclusionConfig = Oc
     ys, xs = positions(H, p, s), positions(W, p, s)
     bw, bh = box[2] - box[0], box[3] - box[1]
     grown = box + np.array([-1, -1, 1, 1]) * config.margin * np.array([bw, bh, bw, bh])
+    near = ((xs[None] < grown[2]) & (xs[None] + p > grown[0]) & (ys[:, None] < grown[3]) & (ys[:, None] + p > grown[1]))
+    todo = near | config.all_positions
+    if plan is not None:
+        plan(int(todo.sum()))
     ran = np.zeros((len(ys), len(xs)), bool)
     found = np.zeros_like(ran)
     evidence = {}
     for i, y in enumerate(ys):
         for j, x in enumerate(xs):
-            near = x < grown[2] and x + p > grown[0] and y < grown[3] and y + p > grown[1]
-            if not (near or config.all_positions):
+            if not todo[i, j]:
                 continue
             img = image.copy()
             img[y:y + p, x:x + p] = config.grey
@@ -220,10 +225,10 @@ def sensitivity(dets: PatchedDetections, K, estimator, body, reference: Optional
 
 def occlusion_sensitivity(image: np.ndarray, K, estimator, body, detector, config: OcclusionConfig = OcclusionConfig(),
                           reference: Optional[np.ndarray] = None, progress: Optional[Callable] = None,
-                          name: str = "image") -> OcclusionResult:
+                          name: str = "image", plan: Optional[Callable] = None) -> OcclusionResult:
     """The sensitivity maps of ``estimator`` on ``image`` (H, W, 3) uint8 RGB with
     intrinsics K (3, 3): ``patched_detections`` then ``sensitivity`` (module docstring)."""
-    dets = patched_detections(image, detector, config, progress, name)
+    dets = patched_detections(image, detector, config, progress, name, plan)
     return sensitivity(dets, K, estimator, body, reference, config.batch)
 
 

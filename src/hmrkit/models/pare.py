@@ -19,7 +19,12 @@ each body part attend to its own region of it:
   the feature of the joint's part and the CLIFF box descriptor. With Anny the 21 body
   joints are the parts themselves; SMPL's hand joints read the wrists' parts (the part
   mapping of ``render_synthetic``);
-- shape and the crop camera come from one MLP over all part features and the box.
+- shape and the crop camera come from one MLP over all part features and the box;
+- as SPIN's regressor in hmrkit, it also reads MediaPipe's root-relative world landmarks
+  when they are given (``use3d``): flattened through a small MLP (``width3d``), appended
+  to every joint's input and to the shape / camera MLP's. PARE's paper has only pixels;
+  ``hmrkit run`` has these landmarks for every MediaPipe person, and a regressor that
+  ignored them would lose to SPIN on the path users take.
 
 The crop camera is converted to the full-image camera with the real K, as SPIN's
 (``hmr_head.head_to_params``). The part maps are trained against the body model's part
@@ -60,6 +65,8 @@ class PareConfig:
     joint_hidden: int = 32  # hidden units of each part's own rotation MLP
     hidden: int = 256  # hidden units of the shape / camera MLP
     dropout: float = 0.1
+    use3d: bool = True  # also read root-relative 3D keypoints (MediaPipe's world landmarks) when given
+    width3d: int = 64  # their encoding, appended to every joint's and the global MLP's input
 
 
 def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -141,7 +148,12 @@ class PareRegressor(nn.Module):
         self.trunk = nn.Sequential(*stem, _Residual(w, 1), _Residual(w, 2), _Residual(w, 1))
         self.part_branch = nn.Sequential(_conv(w, w), nn.Conv2d(w, P + 1, 1))
         self.feat_branch = nn.Sequential(_conv(w, w), nn.Conv2d(w, config.part_width, 1))
-        D = config.part_width + 3
+        n_kp = len(C.get(INPUT_CONVENTION).names)
+        W3 = config.width3d if config.use3d else 0
+        if W3:
+            self.enc3d = nn.Sequential(nn.Linear(4 * n_kp, W3), nn.ReLU(inplace=True), nn.Linear(W3, W3),
+                                       nn.ReLU(inplace=True))
+        D = config.part_width + 3 + W3
         J1 = len(self.joint_index) + 1  # the root and the regressed joints
         self.joint_mlp = nn.Sequential(LocallyConnected(J1, D, config.joint_hidden), nn.ReLU(inplace=True),
                                        LocallyConnected(J1, config.joint_hidden, 6, gain=0.01))
@@ -152,7 +164,7 @@ class PareRegressor(nn.Module):
         S = mean_shape.numel()
         self.num_shape = S
         self.global_mlp = nn.Sequential(
-            nn.Linear(P * config.part_width + 3, config.hidden), nn.ReLU(inplace=True), nn.Dropout(config.dropout),
+            nn.Linear(P * config.part_width + 3 + W3, config.hidden), nn.ReLU(inplace=True), nn.Dropout(config.dropout),
             nn.Linear(config.hidden, config.hidden), nn.ReLU(inplace=True), nn.Dropout(config.dropout))
         self.global_dec = nn.Linear(config.hidden, S + 3)
         nn.init.xavier_uniform_(self.global_dec.weight, gain=0.01)
@@ -173,11 +185,14 @@ class PareRegressor(nn.Module):
         B = x.shape[0]
         att = parts[:, 1:].flatten(2).softmax(-1)  # (B, P, V*V)
         feats = torch.einsum("bpn,bcn->bpc", att, vol.flatten(2))  # (B, P, C)
-        box = inputs.bbox_info.to(feats.dtype)
+        ctx = inputs.bbox_info.to(feats.dtype)
+        if self.config.use3d:  # world landmarks, zeros when absent (confidence 0 says so)
+            k3 = inputs.kp3d if inputs.kp3d is not None else feats.new_zeros(B, self.enc3d[0].in_features // 4, 4)
+            ctx = torch.cat([ctx, self.enc3d(k3.to(feats.dtype).flatten(1))], -1)
         jf = feats[:, self.joint_part]  # (B, J + 1, C)
-        rot = self.mean_rot6d.to(feats.dtype) + self.joint_mlp(torch.cat([jf, box[:, None].expand(-1, jf.shape[1], -1)], -1))
+        rot = self.mean_rot6d.to(feats.dtype) + self.joint_mlp(torch.cat([jf, ctx[:, None].expand(-1, jf.shape[1], -1)], -1))
         R = rotmat_from_6d(rot)  # (B, J + 1, 3, 3)
-        g = self.global_dec(self.global_mlp(torch.cat([feats.flatten(1), box], -1)))
+        g = self.global_dec(self.global_mlp(torch.cat([feats.flatten(1), ctx], -1)))
         shape = self.mean_shape.to(g.dtype) + g[:, :self.num_shape]
         cam = g[:, self.num_shape:]
         state = torch.cat([rot.flatten(1), shape, cam], -1)
@@ -248,15 +263,15 @@ def mask_in_crop(mask: Tensor, mask_box: Tensor, center: Tensor, size: Tensor, r
 class PareEstimator(SpinEstimator):
     """``pare``: PARE's regressor alone, one forward pass per person (an image estimator;
     ``pare+fit`` is ``Refined(PareEstimator, FitEstimator)``). It reads the body keypoints
-    and, when the detector gives it, the person mask; not the world landmarks."""
+    and, when the detector gives them, the person mask and the world landmarks."""
 
     name = "pare"
-    evidence = frozenset({"body", "mask"})
+    evidence = frozenset({"body", "body3d", "mask"})
 
     def __init__(self, body, config: SpinConfig = SpinConfig()):
         self.body = body
-        self.config = replace(config, use3d=False)
         self.model = load_regressor(body, config.weights)
+        self.config = replace(config, use3d=config.use3d and self.model.config.use3d)
 
     @classmethod
     def from_pretrained(cls, body, weights=None, **_) -> "PareEstimator":
