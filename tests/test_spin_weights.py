@@ -15,7 +15,10 @@ def test_shipped_weights_have_a_card(anny_body):
     card = load_regressor(anny_body).card
     for key in ("seed", "steps", "loop", "data", "train_time_s", "val", "check"):
         assert key in card, key
-    assert card["loop"] is True and card["body"] == "anny"
+    # the recipe of 2026-12-02 (scripts/train_spin.sh): every sample labelled, no loop,
+    # the train split only, every input convention
+    assert card["loop"] is False and card["body"] == "anny" and card["data"]["labelled"] == 1.0
+    assert card["data"]["split"] == "train" and len(card["data"]["conventions"]) == 3
 
 
 def test_shipped_weights_reach_their_card(anny_body):
