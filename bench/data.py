@@ -114,10 +114,11 @@ def contact_sheet(path: Path, seed: int = 0, tile: int = 256) -> None:
 
 
 def training_sheet(path: Path, seed: int = 0, n: int = 24, tile: int = 200) -> None:
-    """n random training people of the shipped SPIN recipe (``TrainSetConfig()``: the train
-    split's poses with its augmentations, its phenotypes, its cameras), rendered as training
-    sees them and cropped to the person; each tile says the pose's CMU subject and motion,
-    and the body's age and gender phenotypes."""
+    """n random training people of the shipped SPIN and PARE recipe (scripts/train_spin.sh:
+    ``TrainSetConfig`` with pose perturbation p 0.5 and upper/lower combination p 0.3: the
+    train split's poses, all phenotypes, its cameras), rendered as training sees them and
+    cropped to the person; each tile says the pose's CMU subject and motion (of the pose it
+    was made from), and the body's age and gender phenotypes."""
     from PIL import Image, ImageDraw
 
     import hmrkit.body
@@ -125,10 +126,11 @@ def training_sheet(path: Path, seed: int = 0, n: int = 24, tile: int = 200) -> N
     from hmrkit.data.splits import MOTIONS, subject_take
     from hmrkit.data.synthetic import SceneConfig, pose_library_sources, sample_scenes
     from hmrkit.geometry.camera import project
+    from hmrkit.data.synthetic import PoseAugment
     from hmrkit.train.data import TrainSetConfig
 
     body = hmrkit.body.load("anny")
-    cfg = TrainSetConfig()
+    cfg = TrainSetConfig(augment=PoseAugment(perturb=0.5, combine=0.3))  # scripts/train_spin.sh
     scenes = sample_scenes(body, n, seed=seed, config=SceneConfig(
         image_size=cfg.image_size, yaw_deg=cfg.yaw_deg, split=cfg.split, phenotypes=cfg.phenotypes,
         augment=cfg.augment))
