@@ -5,8 +5,8 @@ end of training (docs/pare.md).
         --final src/hmrkit/weights/pare_anny.pt --out docs/pare_attention.png
 
 One person of the val split (salsa / modern dance, never trained on; seed ``--seed``),
-seen clean and with an occluding box over one forearm (its keypoints in the noise model's
-boxed state). Per row (a model x a view): the evidence maps (red: keypoint heat maps,
+seen clean and with its left forearm missing from the evidence (the elbow, wrist and hand
+keypoints at confidence 0, as a detector reports a limb it cannot see). Per row (a model x a view): the evidence maps (red: keypoint heat maps,
 green: limbs), the body model's part labels in the crop (splatted, what the loss sees),
 the argmax of the predicted part maps, then the spatial softmax of a few parts over the
 evidence. Prints how much of each attention map's mass lies on its own part's cells.
@@ -35,26 +35,23 @@ def main(argv=None) -> int:
 
     import hmrkit.body
     from hmrkit.data.render_synthetic import PART_NAMES, colorize_parts, splat_part_labels
-    from hmrkit.data.synthetic import NoiseConfig, SceneConfig, keypoints2d, sample_scenes, true_keypoints
+    from hmrkit.data.synthetic import NoiseConfig, SceneConfig, keypoints2d, sample_scenes
     from hmrkit.eval.occlusion import _label, colormap
     from hmrkit.models.inputs import crop_inputs
     from hmrkit.models.pare import load_regressor
 
     body = hmrkit.body.load("anny")
     sc = sample_scenes(body, 1, seed=args.seed, config=SceneConfig(yaw_deg=45, split="val", phenotypes="all"))
-    _, uv, valid = true_keypoints(body, sc, "mediapipe33")
-    wrist, elbow = uv[0, 15], uv[0, 13]  # left wrist and elbow: a box over the forearm
-    c = 0.5 * (wrist + elbow)
-    half = (wrist - elbow).abs().max() * 0.8 + 12
-    occ = torch.cat([c - half, c + half])[None]
-    views = {"clean": keypoints2d(body, sc, "mediapipe33", NoiseConfig.realistic(), seed=1),
-             "left forearm occluded": keypoints2d(body, sc, "mediapipe33", NoiseConfig.realistic(), seed=1,
-                                                  occluders=occ)}
-    models = {"segmentation stops": load_regressor(body, args.seg), "final": load_regressor(body, args.final)}
+    kp = keypoints2d(body, sc, "mediapipe33", NoiseConfig.realistic(), seed=1)
+    hidden = kp.clone()
+    hidden[0, [13, 15, 17, 19, 21], 2] = 0  # the left elbow, wrist and hand points: missing
+    views = {"clean": kp, "L forearm gone": hidden}
+    seg, final = load_regressor(body, args.seg), load_regressor(body, args.final)
+    seg_at = seg.card.get("config", {}).get("seg_steps", "?")
+    models = {f"step {seg_at} (seg. stops)": seg, f"step {final.card.get('steps')} (final)": final}
     T = 128
     rows = []
     for mname, model in models.items():
-        steps = model.card.get("steps")
         V = model.config.volume
         for vname, kp in views.items():
             inp = crop_inputs(kp, sc.K, "mediapipe33")
@@ -66,7 +63,7 @@ def main(argv=None) -> int:
             ev = np.stack([maps[:33].max(0), maps[33:-2].max(0), np.zeros_like(maps[0])], -1)
             ev_img = np.asarray(Image.fromarray((ev.clip(0, 1) * 255).astype(np.uint8)).resize((T, T), Image.BILINEAR))
             arg = out.parts[0].argmax(0).numpy()
-            tiles = [_label(ev_img, f"{mname}, {vname}"[:40]),
+            tiles = [_label(ev_img, f"{mname.split(' (')[0]}: {vname}"),
                      _label(np.asarray(Image.fromarray(colorize_parts(gt - 1)).resize((T, T), Image.NEAREST)), "part labels"),
                      _label(np.asarray(Image.fromarray(colorize_parts(arg - 1)).resize((T, T), Image.NEAREST)), "argmax parts")]
             mass = []
@@ -79,7 +76,7 @@ def main(argv=None) -> int:
                 heat = np.asarray(Image.fromarray(heat.astype(np.uint8)).resize((T, T), Image.NEAREST)).astype(np.float64)
                 img = (0.45 * ev_img + 0.75 * heat).clip(0, 255).astype(np.uint8)
                 tiles.append(_label(img, f"{name} {on:.0%}"))
-            print(f"{mname} ({steps} steps card), {vname}: attention mass on own part " +
+            print(f"{mname}, {vname}: attention mass on own part " +
                   ", ".join(f"{n} {m:.0%}" for n, m in zip(SHOW, mass)))
             rows.append(np.concatenate(tiles, 1))
     Image.fromarray(np.concatenate(rows, 0)).save(args.out)

@@ -62,11 +62,12 @@ class PareConfig:
     volume: int = 16  # the feature volume's side (the part maps' resolution)
     width: int = 64  # CNN channels
     part_width: int = 32  # channels of the 3D branch = of each part feature
-    joint_hidden: int = 32  # hidden units of each part's own rotation MLP
+    joint_hidden: int = 64  # hidden units of each joint's own rotation MLP
     hidden: int = 256  # hidden units of the shape / camera MLP
     dropout: float = 0.1
     use3d: bool = True  # also read root-relative 3D keypoints (MediaPipe's world landmarks) when given
-    width3d: int = 64  # their encoding, appended to every joint's and the global MLP's input
+    width3d: int = 128  # their encoding, appended to every joint's and the global MLP's input
+    hidden3d: int | None = 256  # the encoding MLP's hidden units (None: width3d)
 
 
 def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -151,7 +152,8 @@ class PareRegressor(nn.Module):
         n_kp = len(C.get(INPUT_CONVENTION).names)
         W3 = config.width3d if config.use3d else 0
         if W3:
-            self.enc3d = nn.Sequential(nn.Linear(4 * n_kp, W3), nn.ReLU(inplace=True), nn.Linear(W3, W3),
+            H3 = config.hidden3d or W3
+            self.enc3d = nn.Sequential(nn.Linear(4 * n_kp, H3), nn.ReLU(inplace=True), nn.Linear(H3, W3),
                                        nn.ReLU(inplace=True))
         D = config.part_width + 3 + W3
         J1 = len(self.joint_index) + 1  # the root and the regressed joints
@@ -219,7 +221,9 @@ class PareRegressor(nn.Module):
         from hmrkit.models.weights import check_weights
 
         ckpt = check_weights(ckpt, "pare", body, path)
-        model = PareRegressor(body, PareConfig(**ckpt["config"]["pare"]))
+        cfg = dict(ckpt["config"]["pare"])
+        cfg.setdefault("hidden3d", None)  # weights from before the field: the encoding's width
+        model = PareRegressor(body, PareConfig(**cfg))
         if list(model.joint_names) != list(ckpt["joint_names"]):
             raise InputError(path, "the weights' joints do not match this body model's")
         model.load_state_dict(ckpt["state_dict"])

@@ -315,7 +315,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ weights
     def card(self, record: dict) -> dict:
-        base = {"method": self.method, "seed": self.config.seed, "steps": self.config.steps,
+        base = {"method": self.method, "seed": self.config.seed, "steps": self.config.steps, "trained_steps": self.step,
                 "train_time_s": round(self.elapsed, 1), "torch": str(torch.__version__),
                 "threads": torch.get_num_threads()}
         return {**base, **self.objective.card(record)}
