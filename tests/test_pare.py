@@ -363,3 +363,18 @@ def test_pare_on_an_smpl_body(tmp_path):
         p = model.params(body, _inputs(2))
     assert p.pose.shape == (2, body.num_pose_joints, 3, 3) and p.shape.shape == (2, body.num_shape)
     assert torch.isfinite(body(p).vertices).all()
+
+
+def test_paste_occluder_paints_only_its_box():
+    from hmrkit.eval.sets import paste_occluder
+    from hmrkit.eval.specs import SyntheticSpec
+
+    img = np.zeros((60, 80, 3), np.uint8)
+    out = paste_occluder(img, (10.2, 5.0, 30.0, 50.0), np.random.default_rng(0))
+    inside = np.zeros((60, 80), bool)
+    inside[5:50, 10:30] = True
+    assert (out[~inside] == 0).all() and (out[inside] > 0).mean() > 0.95
+    assert out[inside].std() > 3  # textured, not a flat test patch
+    assert np.array_equal(paste_occluder(img, (-50, -50, -10, -10), np.random.default_rng(0)), img)
+    spec = SyntheticSpec.parse("synthetic:rendered,n=4,occlusion=0.5")
+    assert spec.occlusion == 0.5 and spec.name.endswith("occlusion=0.5")
