@@ -378,3 +378,31 @@ def test_paste_occluder_paints_only_its_box():
     assert np.array_equal(paste_occluder(img, (-50, -50, -10, -10), np.random.default_rng(0)), img)
     spec = SyntheticSpec.parse("synthetic:rendered,n=4,occlusion=0.5")
     assert spec.occlusion == 0.5 and spec.name.endswith("occlusion=0.5")
+
+
+def test_eval_inputs_carry_the_mask_to_the_estimator(anny_body):
+    """Rendered eval sets pass MediaPipe's person mask on as ``hmrkit run`` does: the
+    same square crop of it as ``Observation.from_evidence``; PARE reads it."""
+    from hmrkit.data.synthetic import NoiseConfig, SceneConfig, keypoints2d, sample_scenes
+    from hmrkit.estimate import build
+    from hmrkit.eval.detection import inputs_from_evidence
+    from hmrkit.eval.runner import run_estimator
+    from hmrkit.types import Evidence, Observation
+
+    sc = sample_scenes(anny_body, 2, seed=13, config=SceneConfig(image_size=(256, 256), split="val"))
+    kp = keypoints2d(anny_body, sc, "mediapipe33", NoiseConfig.clean()).numpy()
+    full = np.zeros((256, 256), np.float32)
+    full[40:220, 90:170] = 1.0
+    evs = [Evidence((256, 256), kp[i].astype(np.float32), "mediapipe33", np.array([60, 20, 200, 240], np.float32),
+                    mask=full) for i in range(2)]
+    inputs = inputs_from_evidence(evs + [None], torch.cat([sc.K, sc.K[:1]]))
+    ref = Observation.from_evidence(evs, sc.K.numpy())
+    assert inputs.mask.shape == (3,) + tuple(ref.mask.shape[1:])
+    assert torch.equal(inputs.mask[:2], ref.mask) and torch.equal(inputs.mask_box[:2], ref.mask_box)
+    est = build("pare", anny_body)
+    with_mask = run_estimator(est, anny_body, inputs, 8)
+    without = run_estimator(est, anny_body, replace(inputs, mask=None, mask_box=None), 8)
+    assert with_mask.valid[:2].all() and not with_mask.valid[2]
+    assert not torch.allclose(with_mask.joints[:2], without.joints[:2])
+    # without masks in the evidence there are none in the inputs
+    assert inputs_from_evidence([replace(e, mask=None) for e in evs], sc.K).mask is None

@@ -76,7 +76,7 @@ def detect_in_box(detector, image: np.ndarray, box_xyxy, pad: float = 0.2):
 
 def inputs_from_evidence(evidence: list, K: Tensor) -> EvalInputs:
     """EvalInputs of per-frame Evidence (None: nobody found) and (N, 3, 3) K. 3D keypoints
-    are passed when every found frame has them (as ``hmrkit run``)."""
+    and the person mask are passed when every found frame has them (as ``hmrkit run``)."""
     N = len(evidence)
     got = [e for e in evidence if e is not None]
     conv = got[0].convention if got else "holistic"
@@ -96,4 +96,17 @@ def inputs_from_evidence(evidence: list, K: Tensor) -> EvalInputs:
             k3[i] = torch.from_numpy(np.asarray(e.keypoints3d, np.float32))
     found = torch.tensor([e is not None for e in evidence], dtype=torch.bool)
     size = torch.tensor([e.image_size if e is not None else (0, 0) for e in evidence], dtype=torch.int64)
-    return EvalInputs(kp, conv, K.to(torch.float32), k3, found, size.reshape(N, 2))
+    mask = mask_box = None
+    if got and all(e.mask is not None for e in got):  # as hmrkit run: the mask in a square box
+        from hmrkit.types import Observation
+
+        crops = [Observation.from_evidence([e], K[i:i + 1].numpy()) if e is not None else None
+                 for i, e in enumerate(evidence)]
+        M = next(c for c in crops if c is not None).mask.shape[-1]
+        mask = torch.zeros(N, M, M, dtype=torch.float32)
+        mask_box = torch.zeros(N, 3, dtype=torch.float32)
+        mask_box[:, 2] = 1.0
+        for i, c in enumerate(crops):
+            if c is not None:
+                mask[i], mask_box[i] = c.mask[0], c.mask_box[0]
+    return EvalInputs(kp, conv, K.to(torch.float32), k3, found, size.reshape(N, 2), mask=mask, mask_box=mask_box)

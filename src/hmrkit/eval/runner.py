@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import torch
@@ -24,7 +24,10 @@ class EvalInputs:
                  given to the estimator.
     image_size:  (N, 2) int64 (H, W) px of each frame's image.
     clips:       ((start, stop), ...) runs of consecutive video frames, or () when the
-                 frames are independent."""
+                 frames are independent.
+    mask, mask_box: (N, M, M) the person mask in the square (N, 3) box (centre x, y, side
+                 px) of ``Observation``, when the detector gave one for every found frame
+                 (as ``hmrkit run`` passes it); else None."""
 
     keypoints2d: Tensor
     convention: str
@@ -33,6 +36,8 @@ class EvalInputs:
     found: Tensor
     image_size: Tensor
     clips: tuple = ()
+    mask: Optional[Tensor] = None
+    mask_box: Optional[Tensor] = None
 
     def __len__(self) -> int:
         return int(self.keypoints2d.shape[0])
@@ -97,6 +102,8 @@ def run_estimator(estimator, body, inputs: EvalInputs, batch: int, progress: Opt
         k3 = None if inputs.keypoints3d is None else inputs.keypoints3d[sel]
         obs = observation_from_arrays(inputs.keypoints2d[sel], inputs.convention, inputs.K[sel], kp3d=k3,
                                       image_size=inputs.image_size[sel], frame_index=sel)
+        if inputs.mask is not None:
+            obs = replace(obs, mask=inputs.mask[sel], mask_box=inputs.mask_box[sel])
         t0 = time.perf_counter()
         if contiguous and "window" in kinds(estimator):
             pred = estimator.predict_window(obs.stack_time(), init)
