@@ -380,16 +380,14 @@ def cmd_occlusion(args) -> int:
             print(f"hmrkit: --{name} must be at least 1 px, got {getattr(args, name)}", file=sys.stderr)
             return 2
     try:
-        from hmrkit.eval.occlusion import OcclusionConfig, occlusion_sensitivity, sensitivity_figure
+        from hmrkit.eval.occlusion import OcclusionConfig, check_patch, occlusion_sensitivity, sensitivity_figure
         from hmrkit.io import read_image
         from hmrkit.pipeline import RunConfig, intrinsics, make_detector
 
         path = Path(args.image)
         image = read_image(path, for_detector=True)
         H, W = image.shape[:2]
-        if args.patch > min(H, W):
-            raise InputError(path, f"the patch ({args.patch} px) is larger than the image ({W} x {H} px); "
-                                   f"choose --patch up to {min(H, W)}")
+        check_patch(path, args.patch, args.stride, H, W)  # before the models load
         body = hmrkit.body.load(args.body, model_path=None if args.body == "anny" else args.model_path)
         estimator = build(args.method, body)
         K = intrinsics(RunConfig(), path, H, W)

@@ -141,6 +141,15 @@ class PatchedDetections:
     seconds: float
 
 
+def check_patch(name, patch: int, stride: int, height: int, width: int) -> None:
+    """InputError (one line naming ``name``) unless the patch and stride fit the image."""
+    if patch < 1 or stride < 1:
+        raise InputError(name, f"--patch and --stride must be at least 1 px (got {patch}, {stride})")
+    if patch > min(height, width):
+        raise InputError(name, f"the patch ({patch} px) is larger than the image ({width} x {height} px); "
+                               f"choose --patch up to {min(height, width)}")
+
+
 def patched_detections(image: np.ndarray, detector, config: OcclusionConfig = OcclusionConfig(),
                        progress: Optional[Callable] = None, name: str = "image",
                        plan: Optional[Callable] = None) -> PatchedDetections:
@@ -152,11 +161,7 @@ def patched_detections(image: np.ndarray, detector, config: OcclusionConfig = Oc
 
     H, W = image.shape[:2]
     p, s = int(config.patch), int(config.stride)
-    if p < 1 or s < 1:
-        raise InputError(name, f"--patch and --stride must be at least 1 px (got {p}, {s})")
-    if p > min(H, W):
-        raise InputError(name, f"the patch ({p} px) is larger than the image ({W} x {H} px); choose --patch "
-                               f"up to {min(H, W)}")
+    check_patch(name, p, s, H, W)
     t0 = time.perf_counter()
     people = detector.detect(image)
     if not people:

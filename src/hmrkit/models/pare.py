@@ -223,12 +223,9 @@ class PareRegressor(nn.Module):
         ckpt = check_weights(ckpt, "pare", body, path)
         cfg = dict(ckpt["config"]["pare"])
         cfg.setdefault("hidden3d", None)  # weights from before the field: the encoding's width
-        model = PareRegressor(body, PareConfig(**cfg))
-        if list(model.joint_names) != list(ckpt["joint_names"]):
-            raise InputError(path, "the weights' joints do not match this body model's")
-        model.load_state_dict(ckpt["state_dict"])
-        model.card = ckpt.get("card", {})
-        return model
+        from hmrkit.models.weights import restore
+
+        return restore(PareRegressor(body, PareConfig(**cfg)), ckpt, path)
 
 
 def default_weights(body_name: str) -> Path:
@@ -237,14 +234,9 @@ def default_weights(body_name: str) -> Path:
 
 def load_regressor(body, path=None) -> PareRegressor:
     """The PARE regressor for ``body`` from ``path`` (default: the shipped weights), in eval mode."""
-    from hmrkit.models.weights import load_weights
+    from hmrkit.models.weights import load_model
 
-    path = Path(path) if path is not None else default_weights(body.name)
-    if not path.exists():
-        raise InputError(path, f"no PARE weights for the {body.name!r} body model (hmrkit ships them for anny; "
-                               f"train them with `hmrkit train pare`)")
-    model = PareRegressor.from_checkpoint(body, load_weights(path), path)
-    return model.to(body.dtype).eval()
+    return load_model("pare", body, path, default_weights(body.name), PareRegressor.from_checkpoint)
 
 
 def mask_in_crop(mask: Tensor, mask_box: Tensor, center: Tensor, size: Tensor, resolution: int) -> Tensor:

@@ -22,7 +22,6 @@ import torch
 from torch import Tensor, nn
 
 from hmrkit.body.priors import body_joint_indices
-from hmrkit.errors import InputError
 from hmrkit.estimate.base import Timer, body_px_error
 from hmrkit.models.encoders import EncoderConfig, build_encoder
 from hmrkit.models.hmr_head import HeadConfig, HeadOutput, HMRHead, head_to_params
@@ -75,12 +74,9 @@ class SpinRegressor(nn.Module):
 
         ckpt = check_weights(ckpt, "spin", body, path)
         cfg = ckpt["config"]
-        model = SpinRegressor(body, EncoderConfig(**cfg["encoder"]), HeadConfig(**cfg["head"]))
-        if list(model.joint_names) != list(ckpt["joint_names"]):
-            raise InputError(path, "the weights' joints do not match this body model's")
-        model.load_state_dict(ckpt["state_dict"])
-        model.card = ckpt.get("card", {})
-        return model
+        from hmrkit.models.weights import restore
+
+        return restore(SpinRegressor(body, EncoderConfig(**cfg["encoder"]), HeadConfig(**cfg["head"])), ckpt, path)
 
 
 def default_weights(body_name: str) -> Path:
@@ -89,14 +85,9 @@ def default_weights(body_name: str) -> Path:
 
 def load_regressor(body, path=None) -> SpinRegressor:
     """The regressor for ``body`` from ``path`` (default: the shipped weights), in eval mode."""
-    from hmrkit.models.weights import load_weights
+    from hmrkit.models.weights import load_model
 
-    path = Path(path) if path is not None else default_weights(body.name)
-    if not path.exists():
-        raise InputError(path, f"no SPIN weights for the {body.name!r} body model (hmrkit ships them for anny; "
-                               f"train them with `hmrkit train spin`)")
-    model = SpinRegressor.from_checkpoint(body, load_weights(path), path)
-    return model.to(body.dtype).eval()
+    return load_model("spin", body, path, default_weights(body.name), SpinRegressor.from_checkpoint)
 
 
 @dataclass(frozen=True)

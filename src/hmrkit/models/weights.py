@@ -105,3 +105,24 @@ def load_weights(path, method: str | None = None, body=None) -> dict:
     if method is not None or body is not None:
         ckpt = check_weights(ckpt, method or ckpt["method"], ckpt["body"] if body is None else body, path)
     return ckpt
+
+
+def restore(model, ckpt: dict, path=None):
+    """``model`` (a freshly built regressor with ``joint_names``) with the state dict and
+    card of the checked weights dict ``ckpt``; InputError when the joints differ."""
+    if list(model.joint_names) != list(ckpt["joint_names"]):
+        raise InputError(path, "the weights' joints do not match this body model's")
+    model.load_state_dict(ckpt["state_dict"])
+    model.card = ckpt.get("card", {})
+    return model
+
+
+def load_model(method: str, body, path, default: Path, from_checkpoint):
+    """A learned method's network for ``body`` from ``path`` (None: the shipped ``default``),
+    built by ``from_checkpoint(body, weights, path)``, in the body's dtype and eval mode;
+    InputError naming the file when there is none."""
+    path = Path(path) if path is not None else Path(default)
+    if not path.exists():
+        raise InputError(path, f"no {method.upper()} weights for the {body.name!r} body model (hmrkit ships them "
+                               f"for anny; train them with `hmrkit train {method}`)")
+    return from_checkpoint(body, load_weights(path), path).to(body.dtype).eval()

@@ -175,11 +175,12 @@ class PareObjective(SpinObjective):
             return model(b.inputs, b.mask)
         if not bool(give.any()):
             return model(b.inputs)
-        # mixed: the has-mask channel is per sample, so run the two groups as one batch
+        # mixed: only the last two channels (the mask and the has-mask flag) depend on the
+        # mask; samples without one get zeros there, as evidence_maps(mask=None) gives
         maps = model.maps(b.inputs, b.mask)
-        none = model.maps(b.inputs)
-        maps = torch.where(give[:, None, None, None], maps, none)
-        return model.forward_maps(maps, b.inputs)
+        keep = torch.ones_like(maps[:1, :, :1, :1]).repeat(maps.shape[0], 1, 1, 1)
+        keep[:, -2:] = give[:, None, None, None].to(maps.dtype)
+        return model.forward_maps(maps * keep, b.inputs)
 
     def losses(self, model: PareRegressor, b: TrainBatch, step: int):
         out = self.forward(model, b)
