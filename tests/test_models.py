@@ -79,6 +79,33 @@ def test_input_convention_from_holistic_and_coco():
     assert (k3[:, names.index("left_pinky"), 3] == 0).all()
 
 
+def test_evidence_maps_match_a_direct_evaluation():
+    """The separable heat maps and the broadcast limb maps equal a direct, per-pixel
+    evaluation of the same Gaussians (of the distance to the keypoint, and to the segment)."""
+    from hmrkit import conventions as C
+
+    g = torch.Generator().manual_seed(5)
+    kp = torch.rand(3, 33, 3, generator=g) * torch.tensor([300.0, 400.0, 1.0])
+    inp = crop_inputs(kp, _K(3))
+    edges = list(C.get("mediapipe33").edges)
+    R, sigma = 16, 1.3
+    m = evidence_maps(inp, edges, resolution=R, sigma=sigma)
+    s = sigma * 2.0 / R
+    xy, conf = inp.kp[..., :2].double(), inp.kp[..., 2].double()
+    ref = torch.zeros(3, 33 + len(edges), R, R, dtype=torch.float64)
+    for y in range(R):
+        for x in range(R):
+            p = torch.tensor([(x + 0.5) / R * 2 - 1, (y + 0.5) / R * 2 - 1], dtype=torch.float64)
+            ref[:, :33, y, x] = conf * torch.exp(-((xy - p) ** 2).sum(-1) / (2 * s * s))
+            for e, (a, b) in enumerate(edges):
+                pa, pb = xy[:, a], xy[:, b]
+                t = (((p - pa) * (pb - pa)).sum(-1) / ((pb - pa) ** 2).sum(-1).clamp(min=1e-8)).clamp(0, 1)
+                d2 = ((p - (pa + t[:, None] * (pb - pa))) ** 2).sum(-1)
+                ref[:, 33 + e, y, x] = torch.minimum(conf[:, a], conf[:, b]) * torch.exp(-d2 / (2 * s * s))
+    assert torch.allclose(m[:, :-2].double(), ref, atol=1e-5)
+    assert (m[:, -2:] == 0).all()  # no mask given: mask and has-mask channels are zero
+
+
 def test_evidence_maps_peaks_and_limbs():
     kp = torch.zeros(1, 2, 3)
     kp[0, 0] = torch.tensor([-0.5, -0.5, 0.8])
