@@ -15,6 +15,13 @@ Writes (small, shipped in the package):
   src/hmrkit/weights/sequences_<body>.npz   see hmrkit.data.sequences for the fields
 and prints the figures (retargeting error per clip, time).
 
+    .venv/bin/python scripts/build_sequences.py --train-library [--frames 96] [--iters 80] [--every 2]
+
+The video methods' training library (MAED): every clip of the *train* split
+(hmrkit.data.splits) cut into consecutive --frames windows, every --every-th window kept,
+each retargeted as above; written to ~/.cache/hmrkit/sequences_train_<body>.npz (not
+shipped: ``hmrkit train maed`` builds it when missing, ~20 min on one core).
+
 Data: "The data used in this project was obtained from mocap.cs.cmu.edu. The database was
 created with funding from NSF EIA-0196217."
 """
@@ -22,6 +29,7 @@ created with funding from NSF EIA-0196217."
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -70,6 +78,31 @@ def pick_window(pos: np.ndarray, frames: int, stride: int = 4) -> int:
     return int(starts[np.argmax(score)])
 
 
+def train_library_path(body_name: str) -> Path:
+    return Path.home() / ".cache" / "hmrkit" / f"sequences_train_{body_name}.npz"
+
+
+def windows(root: Path, args):
+    """(file, what, start, positions, mask) of each window to retarget: CLIPS' most moving
+    window each, or (--train-library) every --every-th --frames window of the train clips."""
+    if not args.train_library:
+        for rel, what in CLIPS[: args.limit]:
+            clip = subsample(load_mocap(root / rel), args.fps)
+            pos, mask = clip.semantic(RETARGET_NAMES)
+            yield rel, what, pick_window(pos, args.frames), pos, mask
+        return
+    from hmrkit.data.mocap import list_mocap_files
+    from hmrkit.data.splits import split_of
+
+    files = [f for f in list_mocap_files(root) if split_of(f.name) == "train"][: args.limit]
+    for f in files:
+        clip = subsample(load_mocap(f), args.fps)
+        pos, mask = clip.semantic(RETARGET_NAMES)
+        for k, s in enumerate(range(0, len(pos) - args.frames + 1, args.frames)):
+            if k % args.every == 0:
+                yield str(f.relative_to(root)), "train", s, pos, mask
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mocap", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mocap"))
@@ -81,20 +114,20 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="only the first N clips (a quick check)")
     ap.add_argument("--out", default=None, help="output npz (default: the package's weights folder)")
+    ap.add_argument("--train-library", action="store_true",
+                    help="every train-split clip in windows (MAED's training library) instead of CLIPS")
+    ap.add_argument("--every", type=int, default=2, help="--train-library: keep every N-th window of a clip")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 
     body = hmrkit.body.load(args.body, **({"expression": False} if args.body == "anny" else {}))
     bidx = body_joint_indices(body)
     root = Path(args.mocap)
     poses, gos, transls, shapes, sources, starts, errs = [], [], [], [], [], [], []
     t0 = time.time()
-    for rel, what in CLIPS[: args.limit]:
+    for rel, what, s, pos, mask in windows(root, args):
         t1 = time.time()
-        clip = subsample(load_mocap(root / rel), args.fps)
-        pos, mask = clip.semantic(RETARGET_NAMES)
-        s = pick_window(pos, args.frames)
         p, err = retarget_window(body, pos[s:s + args.frames], mask, iters=args.iters, smooth_sigma=args.smooth)
         poses.append(rotmat_to_aa(p.pose[:, bidx]).numpy())
         gos.append(rotmat_to_aa(p.global_orient).numpy())
@@ -105,7 +138,12 @@ def main():
         errs.append(float(err.mean()) * 1000)
         print(f"{rel} ({what}): frames {s}..{s + args.frames - 1} at {args.fps:g} fps, retarget error "
               f"{errs[-1]:.1f} mm, {time.time() - t1:.0f} s", flush=True)
-    out = Path(args.out) if args.out else WEIGHTS_DIR / f"sequences_{body.name}.npz"
+    if args.out:
+        out = Path(args.out)
+    elif args.train_library:
+        out = train_library_path(body.name)
+    else:
+        out = WEIGHTS_DIR / f"sequences_{body.name}.npz"
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         out,

@@ -334,11 +334,23 @@ def cmd_train(args) -> int:
     def progress_factory(total, initial=0):
         from tqdm import tqdm
 
-        what = "no loop" if args.method == "pare" else "loop" if config.loop else "no loop"
+        what = "no loop" if args.method in ("pare", "maed") else "loop" if config.loop else "no loop"
         return tqdm(total=total, initial=initial, desc=f"train {args.method} ({what})", unit="step", disable=None)
 
     try:
-        if args.method == "pare":
+        if args.method == "maed":
+            from hmrkit.train.maed import MaedTrainConfig, VideoSetConfig, train_maed
+
+            if args.real:
+                print("hmrkit: --real is for spin (its fitting loop); maed trains on synthetic data only", file=sys.stderr)
+                return 2
+            mcfg = MaedTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
+                                   init_spin=not args.no_init_spin, temporal_noise=not args.independent_noise,
+                                   p_world3d=args.p_world3d, w_accel=args.w_accel, val_every=args.val_every,
+                                   data=VideoSetConfig(draws=args.draws, seed=args.seed, conventions=conventions))
+            weights = train_maed(body, mcfg, args.out, resume=args.resume, progress_factory=progress_factory,
+                                 library_path=args.library)
+        elif args.method == "pare":
             from dataclasses import replace
 
             from hmrkit.train.pare import PareTrainConfig, train_pare
@@ -493,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     t = sub.add_parser("train", help="train a method's regressor on synthetic data")
-    t.add_argument("method", choices=["spin", "pare"])
+    t.add_argument("method", choices=["spin", "pare", "maed"])
     t.add_argument("--out", default="hmrkit_train", help="folder for checkpoints, log.jsonl and the weights")
     t.add_argument("--body", default="anny", choices=["anny", "smpl", "smplh", "smplx"])
     t.add_argument("--model-path", default=None)
@@ -528,6 +540,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--p-occluder", type=float, default=0.5, help="pare: probability of an occluding box or bar")
     t.add_argument("--p-truncate", type=float, default=0.2, help="pare: probability that the frame cuts the person")
     t.add_argument("--p-mask", type=float, default=0.5, help="pare: probability that the person mask is given")
+    t.add_argument("--draws", type=int, default=6, help="maed: cameras and bodies per training clip")
+    t.add_argument("--w-accel", type=float, default=0.0, help="maed: weight of the 3D acceleration loss")
+    t.add_argument("--independent-noise", action="store_true",
+                   help="maed: detector noise drawn independently per frame (the ablation of temporal noise)")
+    t.add_argument("--no-init-spin", action="store_true", help="maed: do not start the encoder from SPIN's weights")
+    t.add_argument("--library", default=None,
+                   help="maed: the retargeted training clips (default ~/.cache/hmrkit/sequences_train_<body>.npz, "
+                        "from scripts/build_sequences.py --train-library)")
     t.add_argument("--val-every", type=int, default=500)
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")

@@ -272,6 +272,7 @@ class _Job:
         self.results: dict = {}  # (frame, track) -> PersonResult
         self.prev: dict = {}  # track -> BodyParams (1) of its last valid frame: the next window's start
         self.streams: dict = {}  # track -> a stream estimator's own copy
+        self.tails: dict = {}  # track -> its last frames' items, a window estimator's context (MAED)
         # frames detected, then estimated, together: at least a window of the estimator
         self.chunk = max(config.chunk, int(getattr(self.estimator, "window_size", 0) or 0))
         self.skipped: dict = {}  # what was not estimated -> (count, frames, (first frame, an example))
@@ -359,7 +360,10 @@ class _Job:
         return self._store(items, pred)
 
     def _by_windows(self, items) -> dict:
-        """Each track's contiguous frames as one window, started from its previous one."""
+        """Each track's contiguous frames as one window, started from its previous one; an
+        estimator with a ``context`` also sees the track's frames just before the window."""
+        from hmrkit.estimate.base import window_context
+
         out = {}
         by_track: dict = {}
         for it in items:
@@ -375,12 +379,20 @@ class _Job:
                     runs.append(run)
                     run = [it]
             runs.append(run)
+            C = window_context(self.estimator)
             for run in runs:
-                obs = self._observation(run).stack_time()
+                tail = self.tails.get(tr, [])
+                ctx = tail if (C and tail and tail[-1][0] + 1 == run[0][0]) else []
+                obs = self._observation(ctx + run).stack_time()
                 init = self.prev.get(tr)
-                init = None if init is None else BodyParams.cat([init] * len(run))
-                pred = self.estimator.predict_window(obs, init)
+                init = None if init is None else BodyParams.cat([init] * (len(ctx) + len(run)))
+                if ctx:
+                    pred = self.estimator.predict_window(obs, init, context=len(ctx))
+                else:
+                    pred = self.estimator.predict_window(obs, init)
                 out.update(self._store(run, pred))
+                if C:  # the frames the next run of this track sees before its own
+                    self.tails[tr] = (ctx + run)[-C:]
         return out
 
     def _by_streams(self, items) -> dict:

@@ -169,7 +169,10 @@ class SequenceCameraConfig:
     tracks the subject's travel (0: a fixed tripod that pans, 1: a tracking shot), sampled
     in this range; margin: extra room around the body (fraction of its radius);
     roll_deg: constant camera roll (+-); shape_spread: phenotype spread when a random
-    shape is asked for (as SceneConfig)."""
+    shape is asked for (as SceneConfig); shake_deg: a handheld camera's shake, the std of a
+    smooth random rotation (a Gaussian-filtered random walk, about 4 frames) added to the
+    camera each frame, drawn in this range per sequence (0, 0: a steady camera, the
+    evaluation sets' default; drawn after everything else, so it moves no other draw)."""
 
     image_size: tuple = (720, 720)
     fov_deg: tuple = (40.0, 70.0)
@@ -180,6 +183,7 @@ class SequenceCameraConfig:
     margin: tuple = (1.15, 1.6)
     roll_deg: float = 3.0
     shape_spread: float = 0.35
+    shake_deg: tuple = (0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -317,6 +321,11 @@ def sample_sequence(body, seq_index: int, seed: int = 0, config: SequenceCameraC
     roll = np.radians(g.uniform(-config.roll_deg, config.roll_deg))
     R_roll = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, roll], dtype=dtype))
     R = R_roll @ R
+    if config.shake_deg[1] > 0:  # a handheld camera: a smooth random rotation per frame
+        sd = np.radians(g.uniform(*config.shake_deg))
+        walk = smooth_positions(torch.as_tensor(g.normal(0, 1, (T, 3)), dtype=dtype), 4.0)
+        walk = walk / walk.std(0, keepdim=True).clamp(min=1e-6) * sd
+        R = roma.rotvec_to_rotmat(walk) @ R
     t = -(R @ eye[..., None])[..., 0]
 
     go_c = R @ go_w

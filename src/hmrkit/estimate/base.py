@@ -9,7 +9,10 @@ reprojection error, optional features). Three kinds:
 - ``ImageEstimator``: frames are independent; ``predict(obs)`` on a (B,) batch.
 - ``WindowEstimator``: ``predict_window(obs)`` on (B, T) windows of consecutive frames of one
   track each (MAED; the fitter, which shares one shape over a window and smooths it);
-  ``window_size`` says the T the pipeline should schedule.
+  ``window_size`` says the T the pipeline should schedule. One with a ``context`` (MAED's
+  half window) is also handed up to ``context`` frames of the track *before* the new ones,
+  ``predict_window(obs, init, context=c)``, and predicts only the frames after them: its
+  sliding windows run across the schedulers' chunk boundaries (``window_context``).
 - ``StreamEstimator``: keeps state across the ordered frames of one track (online
   adaptation, DynaBOA): ``step(obs)`` on one frame at a time, ``reset()`` between tracks.
 
@@ -72,6 +75,11 @@ def evidence_used(estimator) -> frozenset:
     return frozenset(getattr(estimator, "evidence", EVIDENCE))
 
 
+def window_context(estimator) -> int:
+    """How many frames before a chunk a window estimator wants to see (0: none)."""
+    return int(getattr(estimator, "context", 0) or 0) if "window" in kinds(estimator) else 0
+
+
 def kinds(estimator) -> tuple:
     """The kinds an estimator implements: a subset of ("image", "window", "stream")."""
     out = []
@@ -117,8 +125,16 @@ class Refined:
         start = self.base.predict(obs, init)
         return _renamed(self.fitter.refine(obs, start), self.name, start)
 
-    def predict_window(self, obs: Observation, init: Optional[BodyParams] = None) -> Prediction:
-        if "window" in kinds(self.base):
+    @property
+    def context(self) -> int:
+        return window_context(self.base)
+
+    def predict_window(self, obs: Observation, init: Optional[BodyParams] = None, context: int = 0) -> Prediction:
+        """As the base's; with ``context``, only the frames after it are refined."""
+        if context:
+            start = self.base.predict_window(obs, init, context=context)
+            obs = obs[:, context:]
+        elif "window" in kinds(self.base):
             start = self.base.predict_window(obs, init)
         else:
             start = self.base.predict(obs.flatten(), init)

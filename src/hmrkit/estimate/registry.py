@@ -4,6 +4,7 @@ the scripts build their estimators here, so a method means the same thing everyw
   fit        SMPLify-style fitting from the mean body (``hmrkit.fit``)
   spin       SPIN's regressor alone: one forward pass (``hmrkit.models.spin``)
   pare       PARE's part-attention regressor alone (``hmrkit.models.pare``)
+  maed       MAED's spatio-temporal regressor over sliding windows of a track (``hmrkit.models.maed``)
   NAME+fit   any method above, refined by the fitting (``Refined``); ``spin+fit`` is the
              default of ``hmrkit run`` where SPIN weights ship (Anny)
 
@@ -37,7 +38,13 @@ def _pare(body, weights=None, **_):
     return PareEstimator.from_pretrained(body, weights=weights)
 
 
-ESTIMATORS: dict[str, Callable] = {"fit": _fit, "spin": _spin, "pare": _pare}
+def _maed(body, weights=None, **_):
+    from hmrkit.models.maed import MaedEstimator
+
+    return MaedEstimator.from_pretrained(body, weights=weights)
+
+
+ESTIMATORS: dict[str, Callable] = {"fit": _fit, "spin": _spin, "pare": _pare, "maed": _maed}
 REFINE = "+fit"
 # Started from a regressor's estimate, the fit needs half the default schedule: on the
 # synthetic sets 100 body iterations are as accurate as 200 (docs/spin.md), at half the cost.
@@ -55,10 +62,10 @@ def has_weights(method: str, body) -> bool:
         from hmrkit.models.spin import default_weights
 
         return default_weights(body.name).exists()
-    if method == "pare":
-        from hmrkit.models.pare import default_weights
+    if method in ("pare", "maed"):
+        import importlib
 
-        return default_weights(body.name).exists()
+        return importlib.import_module(f"hmrkit.models.{method}").default_weights(body.name).exists()
     return True
 
 

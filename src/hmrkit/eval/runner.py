@@ -69,10 +69,12 @@ def run_estimator(estimator, body, inputs: EvalInputs, batch: int, progress: Opt
 
     Independent frames: the found ones, ``batch`` at a time (``predict``). Clips: chunks of
     ``batch`` consecutive frames; a chunk whose found frames are consecutive is one window
-    (``predict_window`` of a window estimator, as ``hmrkit run`` schedules a track), the
+    (``predict_window`` of a window estimator, as ``hmrkit run`` schedules a track, with the
+    clip's frames before it as context when the estimator asks, ``window_context``), the
     others are frames; each chunk starts from the last valid estimate of the previous one
     (``init``). progress(k) after each call."""
     from hmrkit.estimate import kinds, observation_from_arrays
+    from hmrkit.estimate.base import window_context
     from hmrkit.types import BodyParams
 
     N = len(inputs)
@@ -84,6 +86,9 @@ def run_estimator(estimator, body, inputs: EvalInputs, batch: int, progress: Opt
     video = bool(inputs.clips)
     if video and "window" in kinds(estimator):  # a window never outgrows the estimator's own
         batch = min(batch, int(estimator.window_size))
+    C = window_context(estimator) if video else 0
+    if C:  # as hmrkit run's chunks: a whole window of new frames after the context
+        batch = int(estimator.window_size)
     if video:
         chunks = [(list(range(s, min(s + batch, b))), ci) for ci, (a, b) in enumerate(inputs.clips)
                   for s in range(a, b, batch)]
@@ -98,15 +103,26 @@ def run_estimator(estimator, body, inputs: EvalInputs, batch: int, progress: Opt
         if not sel:
             continue
         contiguous = video and sel == list(range(sel[0], sel[0] + len(sel)))
-        init = BodyParams.cat([prev] * len(sel)) if video and prev is not None else None
-        k3 = None if inputs.keypoints3d is None else inputs.keypoints3d[sel]
-        obs = observation_from_arrays(inputs.keypoints2d[sel], inputs.convention, inputs.K[sel], kp3d=k3,
-                                      image_size=inputs.image_size[sel], frame_index=sel)
+        ctx = []  # a window estimator's context: the found frames just before, of the same clip
+        if contiguous and C:
+            a = inputs.clips[clip][0]
+            j = sel[0] - 1
+            while j >= a and len(ctx) < C and bool(found[j]):
+                ctx.insert(0, j)
+                j -= 1
+        rows = ctx + sel
+        init = BodyParams.cat([prev] * len(rows)) if video and prev is not None else None
+        k3 = None if inputs.keypoints3d is None else inputs.keypoints3d[rows]
+        obs = observation_from_arrays(inputs.keypoints2d[rows], inputs.convention, inputs.K[rows], kp3d=k3,
+                                      image_size=inputs.image_size[rows], frame_index=rows)
         if inputs.mask is not None:
-            obs = replace(obs, mask=inputs.mask[sel], mask_box=inputs.mask_box[sel])
+            obs = replace(obs, mask=inputs.mask[rows], mask_box=inputs.mask_box[rows])
         t0 = time.perf_counter()
         if contiguous and "window" in kinds(estimator):
-            pred = estimator.predict_window(obs.stack_time(), init)
+            if ctx:
+                pred = estimator.predict_window(obs.stack_time(), init, context=len(ctx))
+            else:
+                pred = estimator.predict_window(obs.stack_time(), init)
         else:
             pred = estimator.predict(obs, init)
         seconds += time.perf_counter() - t0
