@@ -79,7 +79,9 @@ def pick_window(pos: np.ndarray, frames: int, stride: int = 4) -> int:
 
 
 def train_library_path(body_name: str) -> Path:
-    return Path.home() / ".cache" / "hmrkit" / f"sequences_train_{body_name}.npz"
+    from hmrkit.train.data import cache_dir
+
+    return cache_dir() / f"sequences_train_{body_name}.npz"
 
 
 def windows(root: Path, args):

@@ -987,3 +987,21 @@ def test_dataset_errors(tmp_path, smpl_models):
                            model_path=tmp_path / "no_models", detector=BoxDetector())
     with pytest.raises(InputError, match="file not found"):
         P.read_dataset(P.parse_data_spec(f"3dpw:{tmp_path}/nope.npz,root={tmp_path}"))
+
+
+def test_rendered_sequences_run_mediapipe_in_video_mode(anny_body):
+    """synthetic:sequences,render=1: the clip's frames rendered and seen by MediaPipe
+    Holistic in video mode; ground truth fixed by the seed, evidence holistic with world
+    landmarks, the clip kept as one run of frames."""
+    from hmrkit.eval.protocols import build_synthetic
+
+    spec = P.parse_data_spec("synthetic:sequences,n=1,frames=4,render=1,size=256")
+    assert spec.name == "synthetic:sequences,n=1,frames=4,seed=2024,split=test,render=1,size=256"
+    a = build_synthetic(anny_body, spec)
+    assert a.inputs.convention == "holistic" and a.inputs.clips == ((0, 4),)
+    assert a.inputs.keypoints2d.shape[:2] == (4, 116) and a.image_size == (256, 256)
+    assert int(a.inputs.found.sum()) >= 3  # a whole, lit, unoccluded person
+    plain = build_synthetic(anny_body, P.parse_data_spec("synthetic:sequences,n=1,frames=4"))
+    assert torch.equal(a.params.pose, plain.params.pose)  # the same motion as the keypoint set
+    with pytest.raises(InputError, match="MediaPipe's own"):
+        P.parse_data_spec("synthetic:sequences,render=1,world3d=0.05")

@@ -214,3 +214,34 @@ def test_smoke_training_and_exact_resume(anny_body, tmp_path):
         tm.validation_windows = orig
     for k, v in a.model.state_dict().items():
         assert torch.equal(v, c.model.state_dict()[k]), k
+
+
+def test_gaps_in_a_track_are_frames_not_windows(anny_body, small, tmp_path):
+    """A clip whose person is missed for a few frames: every found frame is estimated
+    (the chunk with the gap goes frame by frame), none of the missed ones."""
+    from hmrkit.eval.runner import EvalInputs, run_estimator
+
+    est = _estimator(anny_body, small, tmp_path)
+    obs = _sequence_obs(anny_body, 24)
+    found = torch.ones(24, dtype=torch.bool)
+    found[10:13] = False
+    inputs = EvalInputs(obs.body, "mediapipe33", obs.K, None, found, obs.image_size, ((0, 24),))
+    res = run_estimator(est, anny_body, inputs, batch=8)
+    assert bool(res.valid[found].all()) and not bool(res.valid[~found].any())
+
+
+def test_one_frame_video_through_hmrkit_run(anny_body, small, tmp_path):
+    """``hmrkit run`` on a video stopped after one frame: a window of one, no crash."""
+    from pathlib import Path
+
+    from hmrkit.cli import main
+    from hmrkit.models.weights import save_weights
+
+    video = Path(__file__).parent / "data" / "videos" / "vtest_20f.avi"
+    w = tmp_path / "maed.pt"
+    save_weights(small.checkpoint({}), w)
+    rc = main(["run", str(video), "--method", "maed", "--weights", str(w), "--max-frames", "1", "--no-overlay",
+               "--out", str(tmp_path / "out")])
+    assert rc == 0
+    z = np.load(tmp_path / "out" / "vtest_20f.npz")
+    assert z["valid"].shape[0] == 1

@@ -449,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="estimator: spin+fit (SPIN's regressor refined by fitting; the default where its "
                             "weights ship, i.e. for Anny), spin (the regressor alone, fastest) or fit (fitting "
                             "from the mean body; the default for SMPL-family bodies)")
-        q.add_argument("--weights", default=None, help="regressor weights for spin, pare (and their +fit) (default: the shipped ones)")
+        q.add_argument("--weights", default=None, help="regressor weights for spin, pare, maed (and their +fit) (default: the shipped ones)")
         q.add_argument("--focal", type=float, default=None, help="focal length in pixels")
         q.add_argument("--fov", type=float, default=None, help="field of view over the larger side, degrees")
         q.add_argument("--no-overlay", action="store_true", help="skip overlay pictures/videos")
@@ -491,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
                "      SPIN's h36m_valid_protocol{1,2}.npz; root = the folder imgname is relative to",
     )
     e.add_argument("--method", default="fit", help="fit | spin | spin+fit (hmrkit.estimate)")
-    e.add_argument("--weights", default=None, help="regressor weights for spin, pare (and their +fit) (default: the shipped ones)")
+    e.add_argument("--weights", default=None, help="regressor weights for spin, pare, maed (and their +fit) (default: the shipped ones)")
     e.add_argument("--data", nargs="+", default=["synthetic:frames,noise=clean", "synthetic:frames,noise=realistic"],
                    help="one or more data specs (below)")
     e.add_argument("--body", default="anny", choices=["anny", "smpl", "smplh", "smplx"],

@@ -814,6 +814,38 @@ def keypoint_states(X: Tensor, uv: Tensor, valid: Tensor, convention: str, occlu
     return state, head
 
 
+# The random draws of the noise model, in the order ``add_noise`` takes them from its
+# generator (``noise_draws``); shapes for B people of K keypoints: u_box (B,), box_draw
+# (B, 4) px (``random_occluders``), u_swap, u_legs (B,), u_hand (B, 2), u_face, u_miss
+# (B,), then (B, K) each: u_gross, u_mirror, u_gdir, u_gmag, z_scale, z_fine (B, K, 2),
+# z_part (B, K, 2), u_low, u_conf, u_drop. ``u_*`` are uniform in [0, 1), ``z_*``
+# standard normal.
+NOISE_DRAWS = ("u_box", "box_draw", "u_swap", "u_legs", "u_hand", "u_face", "u_miss", "u_gross", "u_mirror",
+               "u_gdir", "u_gmag", "z_scale", "z_fine", "z_part", "u_low", "u_conf", "u_drop")
+
+
+def noise_draws(uv: Tensor, valid: Tensor, noise: NoiseConfig, generator: torch.Generator) -> dict:
+    """Every random draw of ``add_noise`` for the people of uv (B, K, 2) px (valid (K,)
+    bool), from ``generator``, in add_noise's fixed order: {name: tensor} (``NOISE_DRAWS``
+    says what each is). ``_apply_noise`` turns them into noisy keypoints."""
+    B, Kn = uv.shape[:2]
+    dtype = uv.dtype
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=generator, dtype=dtype)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=generator, dtype=dtype)
+
+    d = {"u_box": rand(B)}
+    d["box_draw"] = random_occluders(uv, valid.bool(), noise.occluder_size, generator)
+    d["u_swap"], d["u_legs"], d["u_hand"], d["u_face"], d["u_miss"] = rand(B), rand(B), rand(B, 2), rand(B), rand(B)
+    d["u_gross"], d["u_mirror"], d["u_gdir"], d["u_gmag"] = rand(B, Kn), rand(B, Kn), rand(B, Kn), rand(B, Kn)
+    d["z_scale"], d["z_fine"], d["z_part"] = randn(B, Kn), randn(B, Kn, 2), randn(B, Kn, 2)
+    d["u_low"], d["u_conf"], d["u_drop"] = rand(B, Kn), rand(B, Kn), rand(B, Kn)
+    return d
+
+
 def add_noise(X: Tensor, uv: Tensor, valid: Tensor, convention: str, image_size: tuple,
               noise: NoiseConfig = NoiseConfig(), seed: int = 0, occluders: Tensor | None = None) -> Tensor:
     """Detector-like noisy keypoints (B, K, 3): x, y px and confidence, from the exact
@@ -823,30 +855,55 @@ def add_noise(X: Tensor, uv: Tensor, valid: Tensor, convention: str, image_size:
     occluders (B, 4): boxes x0, y0, x1, y1 px covering part of each person (NaN rows:
     none); None: drawn with probability ``noise.occluder``. Invalid keypoints and keypoints
     outside the image get confidence 0. The random numbers are drawn in a fixed order, so
-    the same seed gives the same draws whatever the parameters (common random numbers)."""
+    the same seed gives the same draws whatever the parameters (common random numbers):
+    ``noise_draws``, then (rarely) the redraws of fine errors beyond ``GROSS``. For video
+    frames with noise correlated over time see ``add_temporal_noise``."""
+    g = torch.Generator().manual_seed(int(seed))
+    draws = noise_draws(uv, valid, noise, g)
+
+    def redraw(*shape):
+        return torch.randn(*shape, generator=g, dtype=uv.dtype)
+
+    return _apply_noise(X, uv, valid, convention, image_size, noise, draws, occluders, redraw)
+
+
+_NOISE_FIELDS = ("jitter", "tail", "part_spread", "gross", "gross_scale", "low_conf", "gross_low_conf", "conf_gap",
+                 "drop")
+
+
+@lru_cache(maxsize=64)
+def _noise_table(noise: NoiseConfig, dtype: torch.dtype) -> Tensor:
+    """(G, S, F): the ``KeypointNoise`` field F (``_NOISE_FIELDS``) of each group and state
+    of ``noise`` (cached; read only)."""
+    return torch.tensor([[[getattr(noise.group(gname).state(sname), f) for f in _NOISE_FIELDS] for sname in STATES]
+                         for gname in GROUPS], dtype=dtype)
+
+
+def _apply_noise(X: Tensor, uv: Tensor, valid: Tensor, convention: str, image_size: tuple, noise: NoiseConfig,
+                 draws: dict, occluders: Tensor | None, redraw=None) -> Tensor:
+    """``add_noise`` on given draws (``noise_draws``' names and shapes; the occluders
+    (B, 4) used when ``occluders`` is None are ``box_draw`` where ``u_box <
+    noise.occluder``).
+
+    Fine errors are Gaussian (std ``sd`` from ``z_scale``, direction and length from
+    ``z_fine``) truncated at ``GROSS``. redraw(*shape): fresh standard normals, and those
+    beyond GROSS are redrawn from it (rejection, up to 30 times, then shortened onto
+    GROSS: add_noise's stream); None: the length is mapped onto the truncated distribution
+    through its CDF instead (the same distribution, no redraws: a continuous function of
+    z_fine, so errors correlated over frames stay correlated)."""
     from hmrkit import conventions as C
 
     B, Kn = uv.shape[:2]
     dtype = uv.dtype
     valid = valid.bool()
-    g = torch.Generator().manual_seed(int(seed))
     conv = C.get(convention)
     flip = torch.as_tensor(conv.flip)
     ar = torch.arange(Kn)
-
-    def rand(*shape):
-        return torch.rand(*shape, generator=g, dtype=dtype)
-
-    def randn(*shape):
-        return torch.randn(*shape, generator=g, dtype=dtype)
-
-    # every draw, in a fixed order
-    u_box = rand(B)
-    box_draw = random_occluders(uv, valid, noise.occluder_size, g)
-    u_swap, u_legs, u_hand, u_face, u_miss = rand(B), rand(B), rand(B, 2), rand(B), rand(B)
-    u_gross, u_mirror, u_gdir, u_gmag = rand(B, Kn), rand(B, Kn), rand(B, Kn), rand(B, Kn)
-    z_scale, z_fine, z_part = randn(B, Kn), randn(B, Kn, 2), randn(B, Kn, 2)
-    u_low, u_conf, u_drop = rand(B, Kn), rand(B, Kn), rand(B, Kn)
+    u_box, box_draw = draws["u_box"], draws["box_draw"]
+    u_swap, u_legs, u_hand, u_face, u_miss = (draws[k] for k in ("u_swap", "u_legs", "u_hand", "u_face", "u_miss"))
+    u_gross, u_mirror, u_gdir, u_gmag = (draws[k] for k in ("u_gross", "u_mirror", "u_gdir", "u_gmag"))
+    z_scale, z_fine, z_part = draws["z_scale"], draws["z_fine"], draws["z_part"]
+    u_low, u_conf, u_drop = draws["u_low"], draws["u_conf"], draws["u_drop"]
 
     if occluders is None:
         occluders = torch.where((u_box < noise.occluder)[:, None], box_draw, torch.full_like(box_draw, float("nan")))
@@ -855,10 +912,11 @@ def add_noise(X: Tensor, uv: Tensor, valid: Tensor, convention: str, image_size:
 
     # per keypoint parameters, gathered by (group, state)
     groups = torch.as_tensor(keypoint_groups(convention))
-    fields = ("jitter", "tail", "part_spread", "gross", "gross_scale", "low_conf", "gross_low_conf", "conf_gap", "drop")
-    table = torch.tensor([[[getattr(noise.group(gname).state(sname), f) for f in fields] for sname in STATES]
-                          for gname in GROUPS], dtype=dtype)  # (G, S, F)
-    P = dict(zip(fields, table[groups[None].expand(B, Kn), state].unbind(-1)))  # each (B, K)
+    try:
+        table = _noise_table(noise, dtype)
+    except TypeError:  # a config holding something unhashable (a list for a range): not cached
+        table = _noise_table.__wrapped__(noise, dtype)
+    P = dict(zip(_NOISE_FIELDS, table[groups[None].expand(B, Kn), state].unbind(-1)))  # each (B, K)
 
     # which true keypoint each output keypoint shows (left/right exchanges)
     src = ar.expand(B, Kn).clone()
@@ -882,11 +940,21 @@ def add_noise(X: Tensor, uv: Tensor, valid: Tensor, convention: str, image_size:
     # fine errors: a Gaussian with a log-normal scale, never beyond GROSS (redrawn)
     sd = P["jitter"] * torch.exp(P["tail"] * z_scale)
     fine = sd[..., None] * z_fine
-    for _ in range(30):
-        over = fine.norm(dim=-1) > GROSS
+    if redraw is None:  # P(r <= x) = 1 - exp(-x^2 / 2 sd^2), conditioned on r <= GROSS
+        n = z_fine.norm(dim=-1)
+        top = -torch.expm1(-0.5 * (GROSS / sd) ** 2)
+        w = (-torch.expm1(-0.5 * n * n) * top).clamp(max=1 - 1e-7)
+        r = sd * torch.sqrt(-2 * torch.log1p(-w))
+        fine = z_fine * (r / n.clamp(min=1e-12))[..., None]
+    over = fine.norm(dim=-1) > GROSS
+    for _ in range(30 if redraw is not None else 0):  # only the redrawn errors can still be beyond GROSS
         if not over.any():
             break
-        fine = torch.where(over[..., None], sd[..., None] * randn(B, Kn, 2), fine)
+        z = redraw(B, Kn, 2)
+        at = over.nonzero(as_tuple=True)
+        again = sd[at][:, None] * z[at]
+        fine[at] = again
+        over[at] = again.norm(dim=-1) > GROSS
     fine = fine * (GROSS / fine.norm(dim=-1, keepdim=True).clamp(min=GROSS))
     for idx, anchor in parts:  # a hand or the face mesh: one error for the part, plus spread
         spread = P["part_spread"][:, anchor]
@@ -923,6 +991,123 @@ def add_noise(X: Tensor, uv: Tensor, valid: Tensor, convention: str, image_size:
     inside = (out_uv[..., 0] >= 0) & (out_uv[..., 0] < W) & (out_uv[..., 1] >= 0) & (out_uv[..., 1] < H)
     conf = conf * inside
     return torch.cat([out_uv, conf[..., None]], -1)
+
+
+# ----------------------------------------------------------------------------------------
+# Noise over the frames of a video
+
+
+@dataclass(frozen=True)
+class TemporalNoiseConfig:
+    """How ``add_temporal_noise``'s detector noise persists from frame to frame: each of
+    ``add_noise``'s draws (``NOISE_DRAWS``) becomes a stationary AR(1) process over the
+    frames in Gaussian space, z_t = rho z_(t-1) + sqrt(1 - rho^2) e_t (uniforms: Phi(z)),
+    so every frame keeps exactly the per-frame marginals of the ``NoiseConfig`` (the
+    calibrated MediaPipe statistics) while errors, drops and swaps last several frames.
+    Each rho is the lag-1 correlation of its draws between consecutive frames
+    (``TEMPORAL_DRAWS``):
+
+    rho_jitter: the fine errors (z_scale, z_fine, z_part: the jitter's scale, direction
+                and length, per keypoint and per hand / face mesh);
+    rho_gross:  the gross errors: whether a keypoint has one, onto the mirrored keypoint
+                or not, its direction and magnitude (u_gross, u_mirror, u_gdir, u_gmag);
+    rho_conf:   the confidence: low or not, and its value (u_low, u_conf);
+    rho_drop:   missing keypoints and parts (a hand, the face mesh: u_drop) and a missed
+                person (u_miss);
+    rho_swap:   the left/right exchanges: whole person, legs, each hand, a turned-away
+                face (u_swap, u_legs, u_hand, u_face).
+
+    An occluding box is drawn once per clip. The defaults are calibrated against
+    MediaPipe Holistic in video mode (landmark smoothing on) on rendered Anny sequences,
+    12 train/val clips x 64 frames at 30 fps (scripts/calibrate_temporal_noise.py;
+    docs/noise_calibration.md, "Over time"): MediaPipe's fine error has a lag-1
+    autocorrelation of 0.90 and decays about like an AR(1) process; gross errors last 2.6
+    frames on average, whole-person swaps 1.7, lost hands 9, low visibilities (< 0.2) 16
+    (the model reaches 9 there, at rho_conf = 0.998: its confidence also follows the
+    per-frame gross errors and visibility states). ``independent()`` (all 0) draws every
+    frame independently, as ``add_noise``."""
+
+    # fitted by scripts/calibrate_temporal_noise.py --threads 1 (seed 0; mediapipe 0.10.14)
+    rho_jitter: float = 0.93
+    rho_gross: float = 0.91
+    rho_conf: float = 0.998
+    rho_drop: float = 0.97
+    rho_swap: float = 0.8
+
+    def __post_init__(self):
+        for name in TEMPORAL_DRAWS:
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"TemporalNoiseConfig.{name} must be in [0, 1], got {v!r}")
+
+    @staticmethod
+    def independent() -> "TemporalNoiseConfig":
+        """No correlation over time: each frame's noise drawn independently."""
+        return TemporalNoiseConfig(**{name: 0.0 for name in TEMPORAL_DRAWS})
+
+
+# Which rho of TemporalNoiseConfig drives each per-frame draw, in the order they are drawn.
+TEMPORAL_DRAWS = {
+    "rho_jitter": ("z_scale", "z_fine", "z_part"),
+    "rho_gross": ("u_gross", "u_mirror", "u_gdir", "u_gmag"),
+    "rho_conf": ("u_low", "u_conf"),
+    "rho_drop": ("u_drop", "u_miss"),
+    "rho_swap": ("u_swap", "u_legs", "u_hand", "u_face"),
+}
+
+
+def ar1_matrix(T: int, rho: float, dtype=torch.float32) -> Tensor:
+    """(T, T) lower-triangular L with z = L e a stationary AR(1) process of lag-1
+    correlation ``rho`` and unit variance for e (T, ...) i.i.d. standard normal:
+    z_0 = e_0, z_t = rho z_(t-1) + sqrt(1 - rho^2) e_t."""
+    t = torch.arange(T, dtype=torch.float64)
+    lag = t[:, None] - t[None, :]
+    L = torch.where(lag >= 0, float(rho) ** lag.clamp(min=0), torch.zeros(()))
+    L[:, 1:] *= math.sqrt(max(0.0, 1.0 - float(rho) ** 2))
+    return L.to(dtype)
+
+
+def add_temporal_noise(X: Tensor, uv: Tensor, valid: Tensor, convention: str, image_size: tuple,
+                       noise: NoiseConfig = NoiseConfig(), temporal: TemporalNoiseConfig = TemporalNoiseConfig(),
+                       seed: int = 0, occluders: Tensor | None = None) -> Tensor:
+    """Detector-like noisy keypoints (N, T, K, 3) (x, y px, confidence) of N clips of T
+    consecutive frames: ``add_noise``'s model frame by frame, with its draws correlated
+    over time (``TemporalNoiseConfig``): every frame has add_noise's marginals exactly,
+    while jitter, gross errors, low confidence, drops and left/right swaps persist for
+    several frames.
+
+    X (N, T, K, 3) camera frame, metres; uv (N, T, K, 2) px; valid (K,) bool (as for
+    ``add_noise``); image_size (H, W). occluders (N, 4): one box x0, y0, x1, y1 px per clip,
+    the same in every frame (NaN rows: none); None: one with probability
+    ``noise.occluder`` per clip, drawn around the person in the clip's middle frame.
+    Deterministic in ``seed``; the innovations are drawn in a fixed order whatever the
+    parameters (common random numbers across rho values)."""
+    if uv.ndim != 4 or X.shape[:3] != uv.shape[:3]:
+        raise ValueError(f"add_temporal_noise: expected X (N, T, K, 3) and uv (N, T, K, 2), got {tuple(X.shape)} "
+                         f"and {tuple(uv.shape)}")
+    N, T, Kn = uv.shape[:3]
+    dtype = uv.dtype
+    valid = valid.bool()
+    g = torch.Generator().manual_seed(int(seed))
+    u_box = torch.rand(N, generator=g, dtype=dtype)
+    box_draw = random_occluders(uv[:, T // 2], valid, noise.occluder_size, g)
+    if occluders is None:
+        occluders = torch.where((u_box < noise.occluder)[:, None], box_draw, torch.full_like(box_draw, float("nan")))
+    shapes = {"u_swap": (), "u_legs": (), "u_hand": (2,), "u_face": (), "u_miss": (), "z_fine": (Kn, 2),
+              "z_part": (Kn, 2)}
+    top = torch.nextafter(torch.ones((), dtype=dtype), torch.zeros((), dtype=dtype))  # uniforms stay below 1
+    draws = {"u_box": u_box.repeat_interleave(T), "box_draw": box_draw.repeat_interleave(T, 0)}
+    for field_name, names in TEMPORAL_DRAWS.items():
+        sizes = [math.prod(shapes.get(n, (Kn,))) for n in names]
+        e = torch.randn(N, T, sum(sizes), generator=g, dtype=dtype)
+        z = torch.einsum("ts,nsm->ntm", ar1_matrix(T, getattr(temporal, field_name), dtype), e)
+        for name, part in zip(names, z.split(sizes, -1)):
+            part = part.reshape(N * T, *shapes.get(name, (Kn,)))
+            draws[name] = part if name.startswith("z_") else (0.5 * torch.erfc(-part / math.sqrt(2))).clamp(max=top)
+    # fine errors truncated at GROSS through the CDF (no redraws, which would break the correlation)
+    out = _apply_noise(X.reshape(N * T, Kn, 3), uv.reshape(N * T, Kn, 2), valid, convention, image_size, noise,
+                       draws, occluders.to(dtype).repeat_interleave(T, 0), None)
+    return out.reshape(N, T, Kn, 3)
 
 
 def keypoints2d(body, batch: SyntheticBatch, convention: str, noise: NoiseConfig = NoiseConfig(),

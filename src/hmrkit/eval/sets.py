@@ -183,8 +183,10 @@ def _build_sequences(body, spec: SyntheticSpec) -> SyntheticSet:
         raise InputError(None, f"{spec.name}: the shipped sequence library has no clips of split {spec.split!r}")
     rng = np.random.default_rng(np.random.SeedSequence([spec.seed, 0x5E9]))
     order = pool[rng.permutation(len(pool))]
-    config = SequenceCameraConfig()
+    # the rendered frames are square, size px; the same draws give the same motion and camera
+    config = SequenceCameraConfig(image_size=(spec.size, spec.size)) if spec.render else SequenceCameraConfig()
     noise = _noise(spec)
+    evidence = []
     params, K, kp, k3, clips = [], [], [], [], []
     for c in range(spec.n):
         cseed = int(np.random.SeedSequence([spec.seed, c]).generate_state(1)[0])
@@ -195,7 +197,13 @@ def _build_sequences(body, spec: SyntheticSpec) -> SyntheticSet:
         with torch.no_grad():
             out = body(p)
         Kc = seq.K[start:start + spec.frames]
-        kp.append(keypoints_from_output(body, out, Kc, seq.image_size, spec.input, noise, cseed + 1))
+        if spec.render:
+            evidence += detect_clip(render_clip(body, out.vertices, Kc, seq.image_size, cseed + 3),
+                                    person_boxes(body, out, Kc, seq.image_size))
+        elif spec.temporal:
+            kp.append(_temporal_keypoints(body, out, Kc, seq.image_size, spec.input, noise, cseed + 1))
+        else:
+            kp.append(keypoints_from_output(body, out, Kc, seq.image_size, spec.input, noise, cseed + 1))
         if spec.world3d > 0:
             k3.append(_world_landmarks(body, out, spec.world3d, cseed + 2))
         a = sum(x.batch_size for x in params)
@@ -203,11 +211,80 @@ def _build_sequences(body, spec: SyntheticSpec) -> SyntheticSet:
         params.append(p)
         K.append(Kc)
     n = spec.n * spec.frames
-    inputs = EvalInputs(torch.cat(kp), spec.input, torch.cat(K), torch.cat(k3) if k3 else None,
-                        torch.ones(n, dtype=torch.bool), torch.tensor(config.image_size).expand(n, 2).clone(),
-                        tuple(clips))
-    return SyntheticSet(spec, BodyParams.cat(params), inputs, config.image_size,
-                        {"clips": f"{spec.n} x {spec.frames} frames at {lib.fps:g} fps"})
+    notes = {"clips": f"{spec.n} x {spec.frames} frames at {lib.fps:g} fps"}
+    if spec.render:
+        from dataclasses import replace
+
+        inputs = replace(inputs_from_evidence(evidence, torch.cat(K)), clips=tuple(clips))
+        notes["nobody detected"] = f"{sum(e is None for e in evidence)} of {n} frames"
+    else:
+        inputs = EvalInputs(torch.cat(kp), spec.input, torch.cat(K), torch.cat(k3) if k3 else None,
+                            torch.ones(n, dtype=torch.bool), torch.tensor(config.image_size).expand(n, 2).clone(),
+                            tuple(clips))
+    return SyntheticSet(spec, BodyParams.cat(params), inputs, config.image_size, notes)
+
+
+def _temporal_keypoints(body, out, K: Tensor, image_size, convention: str, noise, seed: int) -> Tensor:
+    """(T, K, 3) detector-like keypoints of one clip's frames (body output ``out`` (T, ...),
+    K (T, 3, 3)), the noise correlated over the frames: ``add_temporal_noise`` with the
+    calibrated ``TemporalNoiseConfig()``."""
+    from hmrkit.data.synthetic import TemporalNoiseConfig, add_temporal_noise, body_keypoints
+    from hmrkit.geometry.camera import project
+
+    X, valid = body_keypoints(body, out, convention)
+    uv = project(X, K.to(X.dtype))
+    return add_temporal_noise(X[None], uv[None], valid, convention, image_size, noise, TemporalNoiseConfig(), seed)[0]
+
+
+def person_boxes(body, out, K: Tensor, image_size) -> list:
+    """Per frame of a body output (T, ...) seen through K (T, 3, 3): the box (4,) xyxy px of
+    the true COCO-17 keypoints inside the image (``match_detection``'s person), or None."""
+    from hmrkit.data.render_synthetic import keypoints_from_output
+
+    gt = keypoints_from_output(body, out, K, image_size, "coco17").numpy()
+    return [_keypoint_box(g) for g in gt]
+
+
+def render_clip(body, vertices: Tensor, K: Tensor, image_size, seed: int, config=None):
+    """Yield the (H, W, 3) uint8 frames of one clip: posed vertices (T, V, 3) camera frame,
+    metres, K (T, 3, 3) px, rendered as ``render_sample`` renders a person, with one
+    appearance for the whole clip: the skin tone, clothing and light it draws from
+    ``seed``, over one procedural background (also from ``seed``). ``config``: a
+    ``RenderConfig`` (None: the default, as the ``rendered`` set)."""
+    from hmrkit.data.render_synthetic import RenderConfig, _render_vertices, procedural_background
+
+    config = RenderConfig() if config is None else config
+    bg = procedural_background(image_size, np.random.default_rng(np.random.SeedSequence([int(seed), 0x5EB])))
+    for t in range(vertices.shape[0]):
+        yield _render_vertices(body, vertices[t], K[t].numpy(), image_size, bg, None, None, int(seed), None,
+                               config).rgb
+
+
+def video_detector(**overrides):
+    """MediaPipe Holistic in video mode (``static_image_mode=False``: it tracks the person
+    from frame to frame, with its landmark smoothing), for the frames of one clip."""
+    from hmrkit.detect import MediaPipeHolistic, MediaPipeHolisticConfig
+
+    return MediaPipeHolistic(MediaPipeHolisticConfig(static_image_mode=False, **overrides))
+
+
+def detect_clip(frames, boxes: list, detector=None) -> list:
+    """Per frame of one clip (``frames``: RGB images in order) the Evidence of the person
+    in ``boxes[t]`` (``match_detection``), or None: nobody found on the person. The frames
+    go in order through ``detector`` (None: a fresh ``video_detector()``, closed after
+    the clip); a frame with no box (the person outside the image) still goes through, so
+    the tracker sees every frame."""
+    own = detector is None
+    det = video_detector() if own else detector
+    found = []
+    try:
+        for rgb, box in zip(frames, boxes):
+            ev = det.detect(rgb)
+            found.append(match_detection(ev, box) if box is not None else None)
+    finally:
+        if own:
+            det.close()
+    return found
 
 
 def build_synthetic(body, spec: SyntheticSpec, detector=None) -> SyntheticSet:

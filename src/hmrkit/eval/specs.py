@@ -26,12 +26,22 @@ A data spec names one set (``parse_data_spec``):
       its world landmarks as 3D evidence, K from the scene. ``occlusion=P``: with
       probability P an occluder (a box or a bar, ``sample_occluders``) is pasted into the
       image before the detector sees it: a flat colour with noise texture.
-  synthetic:sequences[,n=4,frames=32,seed=2024,split=test,input=mediapipe33,noise=realistic,world3d=0,batch=8]
+  synthetic:sequences[,n=4,frames=32,seed=2024,split=test,input=mediapipe33,noise=realistic,world3d=0,batch=8,temporal=0,render=0,size=512]
       ``n`` clips of ``frames`` consecutive frames (30 fps) from the shipped retargeted CMU
       sequences (``hmrkit.data.sequences``) of ``split``'s subjects, seen by a slowly
-      moving camera; evidence as for ``frames`` (noise drawn independently per frame); the estimator gets chunks of
-      ``batch`` consecutive frames with ``smooth=True``, each chunk started from the
-      previous chunk's last valid estimate (as ``hmrkit run`` on a video).
+      moving camera (720 px); evidence as for ``frames``, the noise drawn independently
+      per frame, or with ``temporal=1`` correlated over the frames as MediaPipe's is in
+      video mode (``add_temporal_noise`` with the calibrated ``TemporalNoiseConfig()``;
+      realistic noise only); the estimator gets chunks of ``batch`` consecutive frames
+      with ``smooth=True``, each chunk started from the previous chunk's last valid
+      estimate (as ``hmrkit run`` on a video).
+      ``render=1`` (``size=`` px, default 512; only with render=1): each clip's frames are
+      rendered instead (``size`` x ``size``, one skin tone, clothing, light and
+      background per clip) and run through MediaPipe Holistic in *video* mode (tracking
+      and landmark smoothing, a fresh detector per clip, frames in order): holistic
+      keypoints, its world landmarks as 3D evidence and its person mask, K from the
+      sequence; frames where nobody is found on the person are not found (the set's notes
+      say how many). No input=, noise=, world3d= or temporal= with render=1.
   3dpw:NPZ,root=DIR[,n=,step=1,regressor=NPY,batch=8]
   h36m:NPZ,root=DIR[,n=,step=1,regressor=NPY,batch=8]
       SPIN's preprocessed test files (``hmrkit.eval.datasets``); DIR is the folder the
@@ -64,7 +74,7 @@ DATASET_KINDS = ("3dpw", "h36m")
 _KEYS = {
     "frames": ("n", "seed", "split", "input", "noise", "world3d", "batch", "occlusion", "truncation"),
     "rendered": ("n", "seed", "size", "batch", "backgrounds", "occlusion"),
-    "sequences": ("n", "frames", "seed", "split", "input", "noise", "world3d", "batch"),
+    "sequences": ("n", "frames", "seed", "split", "input", "noise", "world3d", "batch", "temporal", "render", "size"),
 }
 _DEFAULTS = {
     "frames": {"n": 48, "batch": 8},
@@ -72,7 +82,8 @@ _DEFAULTS = {
     "sequences": {"n": 4, "frames": 32, "batch": 8},
 }
 _TYPES = {"n": int, "seed": int, "split": str, "input": str, "noise": str, "world3d": float, "batch": int, "size": int, "frames": int,
-          "backgrounds": str, "occlusion": float, "truncation": float, "root": str, "step": int, "regressor": str}
+          "backgrounds": str, "occlusion": float, "render": int, "temporal": int, "truncation": float, "root": str,
+          "step": int, "regressor": str}
 
 SPEC_HELP = ("synthetic:frames|rendered|sequences[,key=value...], 3dpw:NPZ,root=DIR or h36m:NPZ,root=DIR "
              "(see docs/eval.md)")
@@ -103,9 +114,11 @@ class SyntheticSpec:
     (sequences); seed; noise: clean | realistic (frames, sequences); world3d: std in
     metres of simulated 3D landmarks, 0 for none (frames, sequences); batch: frames per
     estimator call (sequences: the chunk of consecutive frames); size: image side in px
-    (rendered); frames: frames per clip (sequences); backgrounds: a folder of photos to
-    crop backgrounds from, or None for procedural ones (rendered). None fields take the
-    kind's default."""
+    (rendered; sequences with render=1); frames: frames per clip (sequences); backgrounds:
+    a folder of photos to crop backgrounds from, or None for procedural ones (rendered);
+    temporal: 1 = the noise correlated over frames (sequences); render: 1 = the frames
+    rendered and seen by MediaPipe in video mode (sequences). None fields take the kind's
+    default."""
 
     kind: str = "frames"
     n: Optional[int] = None
@@ -120,6 +133,8 @@ class SyntheticSpec:
     input: str = "mediapipe33"
     occlusion: float = 0.0
     truncation: float = 0.0
+    render: int = 0  # sequences: 1 = frames rendered and seen by MediaPipe in video mode
+    temporal: int = 0  # sequences: 1 = noise correlated over frames (add_temporal_noise)
 
     def __post_init__(self):
         if self.kind not in SYNTHETIC_KINDS:
@@ -140,7 +155,8 @@ class SyntheticSpec:
         kind = parts[0]
         if kind not in SYNTHETIC_KINDS:
             raise InputError(None, f"{text!r}: unknown synthetic set {kind!r}; choose from {list(SYNTHETIC_KINDS)}")
-        spec = SyntheticSpec(kind=kind, **_key_values(text, parts[1:], _KEYS[kind]))
+        given = _key_values(text, parts[1:], _KEYS[kind])
+        spec = SyntheticSpec(kind=kind, **given)
         if spec.noise not in ("clean", "realistic"):
             raise InputError(None, f"{text!r}: noise must be clean or realistic")
         from hmrkit.data.splits import SPLIT_CHOICES
@@ -156,6 +172,16 @@ class SyntheticSpec:
         for k, low in (("n", 1), ("batch", 1), ("size", 64), ("frames", 3)):
             if k in _KEYS[kind] and getattr(spec, k) < low:
                 raise InputError(None, f"{text!r}: {k} must be at least {low}")
+        for k in ("render", "temporal"):
+            if getattr(spec, k) not in (0, 1):
+                raise InputError(None, f"{text!r}: {k} must be 0 or 1")
+        if spec.render and any(k in given for k in ("world3d", "input", "noise", "temporal")):
+            drop = ", ".join(k + "=" for k in ("input", "noise", "world3d", "temporal") if k in given)
+            raise InputError(None, f"{text!r}: a rendered set's evidence is MediaPipe's own; drop {drop}")
+        if kind == "sequences" and "size" in given and not spec.render:
+            raise InputError(None, f"{text!r}: size= is the side of rendered frames; add render=1")
+        if spec.temporal and spec.noise != "realistic":
+            raise InputError(None, f"{text!r}: temporal=1 correlates the realistic noise over frames; drop noise=clean")
         if spec.world3d < 0:
             raise InputError(None, f"{text!r}: world3d must be >= 0 (metres)")
         for k in ("occlusion", "truncation"):
@@ -175,9 +201,12 @@ class SyntheticSpec:
         head = f"synthetic:{self.kind},n={self.n}"
         if self.kind == "sequences":
             head += f",frames={self.frames}"
+            if self.render:
+                return f"{head},seed={self.seed},split={self.split},render=1,size={self.size}"
         s = f"{head},seed={self.seed},split={self.split}"
         s += (f",input={self.input}" if self.input != "mediapipe33" else "") + f",noise={self.noise}"
         s += f",world3d={self.world3d}" if self.world3d else ""
+        s += ",temporal=1" if self.temporal else ""
         s += f",occlusion={self.occlusion:g}" if self.occlusion else ""
         return s + (f",truncation={self.truncation:g}" if self.truncation else "")
 

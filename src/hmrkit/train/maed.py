@@ -7,8 +7,8 @@ handheld shake), half of them mirrored, bodies over all phenotypes, cut into win
 ``window`` frames; per window one input convention (MediaPipe 33, COCO-17 or OpenPose
 BODY_25, placed in the input layout as a user's keypoints are). The exact keypoints are
 built once; the detector noise is drawn fresh every step, correlated over the window's
-frames (``hmrkit.data.synthetic.add_temporal_noise`` where it exists, calibrated against
-MediaPipe in video mode; else independent per frame).
+frames (``temporal_noise``: ``hmrkit.data.synthetic.add_temporal_noise``, calibrated
+against MediaPipe in video mode) or independent per frame (``temporal_noise=False``).
 
 Losses (MAED's code, in SPIN's units: 2D 300 = 60 x 5, 3D 600 = 60 x 10, pose 60, shape
 0.06, divided by 0.2^2 for Anny's phenotype scale as SPIN's), the camera prior, and
@@ -213,15 +213,12 @@ class VideoBatch:
 
 def temporal_noise(X: Tensor, uv: Tensor, valid: Tensor, image_size, seed: int, temporal: bool) -> Tensor:
     """(N, T, 33, 3) detector-like keypoints of windows: correlated over time when
-    ``temporal`` and ``add_temporal_noise`` exists, else independent per frame."""
+    ``temporal`` (``add_temporal_noise``), else independent per frame."""
     N, T = uv.shape[:2]
     noise = NoiseConfig.realistic()
     if temporal:
-        try:
-            from hmrkit.data.synthetic import TemporalNoiseConfig, add_temporal_noise
-        except ImportError:
-            temporal = False
-    if temporal:
+        from hmrkit.data.synthetic import TemporalNoiseConfig, add_temporal_noise
+
         return add_temporal_noise(X, uv, valid, INPUT_CONVENTION, image_size, noise, TemporalNoiseConfig(), seed)
     out = add_noise(X.flatten(0, 1), uv.flatten(0, 1), valid, INPUT_CONVENTION, image_size, noise, seed)
     return out.reshape(N, T, *out.shape[1:])
