@@ -46,12 +46,7 @@ class TokenEncoder(nn.Module):
         super().__init__()
         self.config = config
         d = config.width
-        self.num_keypoints = num_keypoints
-        self.inp = nn.Linear(7, d)
-        self.keypoint_embed = nn.Parameter(torch.randn(num_keypoints, d) * 0.02)
-        self.convention_embed = nn.Embedding(len(TOKEN_CONVENTIONS), d)
-        nn.init.normal_(self.convention_embed.weight, std=0.02)
-        self.cls = nn.Parameter(torch.zeros(1, 1, d))
+        init_token_embedding(self, num_keypoints, d)
         layer = nn.TransformerEncoderLayer(d, config.heads, 2 * d, config.dropout, batch_first=True,
                                            norm_first=True, activation="gelu")
         self.transformer = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
@@ -60,23 +55,41 @@ class TokenEncoder(nn.Module):
 
     def tokens(self, inputs: CropInputs) -> Tensor:
         """(B, K, 7): x, y, conf, X, Y, Z, conf3d (3D part zero when absent or disabled)."""
-        kp = inputs.kp
-        B, Kn = kp.shape[:2]
-        if Kn != self.num_keypoints:
-            raise ValueError(f"TokenEncoder: expected {self.num_keypoints} keypoints, got {Kn}")
-        if inputs.kp3d is not None and self.config.use3d:
-            k3 = inputs.kp3d
-        else:
-            k3 = kp.new_zeros(B, Kn, 4)
-        return torch.cat([kp, k3], -1)
+        return token_features(inputs, self.num_keypoints, self.config.use3d)
 
     def forward(self, inputs: CropInputs) -> Features:
-        x = self.inp(self.tokens(inputs)) + self.keypoint_embed + self.convention_embed.weight[0]
-        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1)
-        x = self.norm(self.transformer(x))
+        x = self.norm(self.transformer(embed_tokens(self, inputs, self.config.use3d)))
         w = inputs.kp[..., 2:3]
         pooled = (x[:, 1:] * w).sum(1) / w.sum(1).clamp(min=1e-6)
         return Features(pooled=torch.cat([x[:, 0], pooled], -1), tokens=x)
+
+
+def init_token_embedding(m: nn.Module, num_keypoints: int, d: int) -> None:
+    """The keypoint-token embedding on module ``m`` (SPIN's token encoder, MAED's
+    spatio-temporal encoder; same names, so weights move between them): ``inp`` (7 -> d),
+    ``keypoint_embed``, ``convention_embed``, ``cls``."""
+    m.num_keypoints = num_keypoints
+    m.inp = nn.Linear(7, d)
+    m.keypoint_embed = nn.Parameter(torch.randn(num_keypoints, d) * 0.02)
+    m.convention_embed = nn.Embedding(len(TOKEN_CONVENTIONS), d)
+    nn.init.normal_(m.convention_embed.weight, std=0.02)
+    m.cls = nn.Parameter(torch.zeros(1, 1, d))
+
+
+def token_features(inputs: CropInputs, num_keypoints: int, use3d: bool) -> Tensor:
+    """(B, K, 7): x, y, conf, X, Y, Z, conf3d (3D part zero when absent or not used)."""
+    kp = inputs.kp
+    B, Kn = kp.shape[:2]
+    if Kn != num_keypoints:
+        raise ValueError(f"token encoder: expected {num_keypoints} keypoints, got {Kn}")
+    k3 = inputs.kp3d if (inputs.kp3d is not None and use3d) else kp.new_zeros(B, Kn, 4)
+    return torch.cat([kp, k3], -1)
+
+
+def embed_tokens(m: nn.Module, inputs: CropInputs, use3d: bool) -> Tensor:
+    """(B, 1 + K, d): the class token, then the embedded keypoint tokens (``init_token_embedding``)."""
+    x = m.inp(token_features(inputs, m.num_keypoints, use3d)) + m.keypoint_embed + m.convention_embed.weight[0]
+    return torch.cat([m.cls.expand(x.shape[0], -1, -1), x], 1)
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:

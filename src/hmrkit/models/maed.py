@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from hmrkit.body.priors import body_joint_indices
 from hmrkit.estimate.base import Timer, body_px_error
-from hmrkit.models.encoders import TOKEN_CONVENTIONS
+from hmrkit.models.encoders import embed_tokens, init_token_embedding
 from hmrkit.models.hmr_head import CV_FROM_BODY, HeadOutput, head_to_params
 from hmrkit.models.inputs import INPUT_CONVENTION, CropInputs, crop_inputs, to_input_convention
 from hmrkit.geometry.rotation import rotmat_from_6d, rotmat_to_6d
@@ -96,12 +96,7 @@ class STEncoder(nn.Module):
         super().__init__()
         d = config.width
         self.config = config
-        self.num_keypoints = num_keypoints
-        self.inp = nn.Linear(7, d)
-        self.keypoint_embed = nn.Parameter(torch.randn(num_keypoints, d) * 0.02)
-        self.convention_embed = nn.Embedding(len(TOKEN_CONVENTIONS), d)
-        nn.init.normal_(self.convention_embed.weight, std=0.02)
-        self.cls = nn.Parameter(torch.zeros(1, 1, d))
+        init_token_embedding(self, num_keypoints, d)  # SPIN's, parameter for parameter
         self.time_embed = nn.Parameter(torch.zeros(config.window, d))
         nn.init.normal_(self.time_embed, std=0.02)
         self.blocks = nn.ModuleList(STBlock(d, config.heads, config.dropout, config.fusion_bias)
@@ -114,9 +109,7 @@ class STEncoder(nn.Module):
             raise ValueError(f"STEncoder: a window has at most {self.config.window} frames, got {T}")
         kp = inputs.kp
         BT, Kn = kp.shape[:2]
-        k3 = inputs.kp3d if (inputs.kp3d is not None and self.config.use3d) else kp.new_zeros(BT, Kn, 4)
-        x = self.inp(torch.cat([kp, k3], -1)) + self.keypoint_embed + self.convention_embed.weight[0]
-        x = torch.cat([self.cls.expand(BT, -1, -1), x], 1)  # (BT, N, d)
+        x = embed_tokens(self, inputs, self.config.use3d)  # (BT, N, d)
         x = x.reshape(BT // T, T, Kn + 1, -1) + self.time_embed[:T, None]
         for blk in self.blocks:
             x = blk(x)
