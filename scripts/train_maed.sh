@@ -10,9 +10,10 @@
 # windows (every 2nd window; scripts/build_sequences.py --train-library, cached in
 # ~/.cache/hmrkit), 6 moving cameras and random bodies per clip, half mirrored, cut into
 # 16-frame windows; one input convention per window (MediaPipe 33, COCO-17, BODY_25);
-# detector noise drawn fresh every step, independently per frame (the temporal noise model
-# came after this run: docs/maed.md); world landmarks for half
-# of the MediaPipe windows; the spatial branch started from the shipped SPIN encoder;
+# detector noise drawn fresh every step, correlated over time as MediaPipe's in video mode
+# (add_temporal_noise, docs/noise_calibration.md); world landmarks for half of the MediaPipe
+# windows; the spatial branch started from the shipped SPIN encoder, the space/time fusion
+# started even (--fusion-bias 0); the 3D acceleration loss on (--w-accel 10);
 # 2500 steps of 8 windows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ LIB="$HOME/.cache/hmrkit/sequences_train_anny.npz"
 if [ ! -f "$LIB" ]; then
     OMP_NUM_THREADS=1 .venv/bin/python scripts/build_sequences.py --train-library --frames 96 --iters 80 --every 2
 fi
-RECIPE=(--steps 2500 --lr 3e-4 --batch 8 --seed 0 --draws 6 --p-world3d 0.5 --independent-noise
+RECIPE=(--steps 2500 --lr 3e-4 --batch 8 --seed 0 --draws 6 --p-world3d 0.5 --fusion-bias 0 --w-accel 10
         --conventions mediapipe33,coco17,openpose25 --val-every 500 --threads 1)
 .venv/bin/hmrkit train maed --out "$OUT" "${RECIPE[@]}" "$@"
 if [ "${SHIP:-0}" = "1" ]; then

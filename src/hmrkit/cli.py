@@ -275,8 +275,9 @@ def cmd_eval(args) -> int:
         rows.append(row)
         report[res.name] = {k: v.__dict__ for k, v in summ.items()}
         sets[res.name] = {"frames": res.frames, **res.notes}
-    cols = ["data", "method", "joints", "MPJPE", "PA-MPJPE", "PA-MPJPE median", "PVE", "accel", "2D px", "valid",
-            "s/frame"]
+    cols = ["data", "method", "joints", "MPJPE", "PA-MPJPE", "PA-MPJPE median", "PVE", "accel"]
+    cols += [c for c in ("hand L", "hand R", "hand PA", "face PA") if any(c in r for r in rows)]
+    cols += ["2D px", "valid", "s/frame"]
     print(format_table(rows, cols, digits=1))
     if args.json:
         from hmrkit.io import save_json_atomic
@@ -339,6 +340,7 @@ def cmd_train(args) -> int:
 
     try:
         if args.method == "maed":
+            from hmrkit.models.maed import MaedConfig
             from hmrkit.train.maed import MaedTrainConfig, VideoSetConfig, train_maed
 
             if args.real:
@@ -347,6 +349,7 @@ def cmd_train(args) -> int:
             mcfg = MaedTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
                                    init_spin=not args.no_init_spin, temporal_noise=not args.independent_noise,
                                    p_world3d=args.p_world3d, w_accel=args.w_accel, val_every=args.val_every,
+                                   model=MaedConfig(fusion_bias=args.fusion_bias),
                                    data=VideoSetConfig(draws=args.draws, seed=args.seed, conventions=conventions))
             weights = train_maed(body, mcfg, args.out, resume=args.resume, progress_factory=progress_factory,
                                  library_path=args.library)
@@ -544,6 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--w-accel", type=float, default=0.0, help="maed: weight of the 3D acceleration loss")
     t.add_argument("--independent-noise", action="store_true",
                    help="maed: detector noise drawn independently per frame (the ablation of temporal noise)")
+    t.add_argument("--fusion-bias", type=float, default=2.0,
+                   help="maed: initial preference of the space/time fusion for the spatial branch (softmax logits +-b)")
     t.add_argument("--no-init-spin", action="store_true", help="maed: do not start the encoder from SPIN's weights")
     t.add_argument("--library", default=None,
                    help="maed: the retargeted training clips (default ~/.cache/hmrkit/sequences_train_<body>.npz, "

@@ -120,6 +120,14 @@ def _quiet_warp() -> None:
         pass
 
 
+# Where MediaPipe puts the palm's points on Anny (scripts/calibrate_hand_face_noise.py --n 150
+# --seed 7 --split val, the median over the found hands of both sides; docs/hands.md):
+# its wrist 8.5 % of the way to the middle knuckle, its knuckles 11 % and its thumb's CMC
+# 14 % of the way to the wrist. hand21 puts them there (the fingers' other points are at
+# their joints, within 2-5 % of the hand's size of MediaPipe's).
+ANNY_HAND21_PALM = {"wrist": 0.085, "mcp": 0.11, "thumb_cmc": 0.14}
+
+
 @lru_cache(maxsize=4)
 def _load_anny(expression: bool):
     _quiet_warp()
@@ -473,7 +481,7 @@ def _anny_regressors(body: AnnyBody) -> dict:
         mp[f"{side}_foot_index"] = coco_entries[f"{side}_big_toe"]
     regressors["mediapipe33"] = KeypointRegressor.from_entries(MEDIAPIPE33, [mp[n] for n in MEDIAPIPE33], V, dtype)
 
-    regressors.update(hand21_regressors(jidx, picks, V, dtype))
+    regressors.update(hand21_regressors(jidx, picks, V, dtype, palm=ANNY_HAND21_PALM))
 
     smpl = []
     for n in SMPL24:

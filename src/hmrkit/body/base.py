@@ -60,28 +60,41 @@ _HAND21_JOINT = {"thumb": {"cmc": 1, "mcp": 2, "ip": 3}, "finger": {"mcp": 1, "p
 
 
 def hand21_regressors(joint_index: dict, tips: dict, num_vertices: int,
-                      dtype=torch.float32) -> dict[str, KeypointRegressor]:
+                      dtype=torch.float32, palm: dict | None = None) -> dict[str, KeypointRegressor]:
     """``hand21_left`` and ``hand21_right`` regressors for a model whose skeleton names its
     wrists ``{side}_wrist`` and its finger joints ``{side}_{finger}{k}`` (k = 1, 2, 3 from the
     palm; fingers thumb, index, middle, ring, pinky).
 
     joint_index: joint name -> its index into cat(vertices, joints) (``num_vertices + j``);
-    tips: ``{side}_{finger}_tip`` -> [(index, weight), ...], the model's fingertip points."""
+    tips: ``{side}_{finger}_tip`` -> [(index, weight), ...], the model's fingertip points;
+    palm: None (every point at its joint) or where the palm's points sit as MediaPipe
+    places them, as fractions of a line between joints: ``wrist`` towards the middle
+    knuckle (``middle1``), ``mcp`` (the four knuckles) and ``thumb_cmc`` towards the wrist
+    (scripts/calibrate_hand_face_noise.py measures them)."""
     from hmrkit.conventions import HAND21
+
+    palm = palm or {}
+
+    def lerp(a: str, b: str, t: float):
+        if not t:
+            return [(joint_index[a], 1.0)]
+        return [(joint_index[a], 1.0 - t), (joint_index[b], t)]
 
     regressors = {}
     for side in ("left", "right"):
         entries = []
         for name in HAND21:
             if name == "wrist":
-                entries.append([(joint_index[f"{side}_wrist"], 1.0)])
+                entries.append(lerp(f"{side}_wrist", f"{side}_middle1", palm.get("wrist", 0.0)))
                 continue
             finger, part = name.split("_")
             if part == "tip":
                 entries.append(tips[f"{side}_{finger}_tip"])
                 continue
             k = _HAND21_JOINT["thumb" if finger == "thumb" else "finger"][part]
-            entries.append([(joint_index[f"{side}_{finger}{k}"], 1.0)])
+            t = palm.get("thumb_cmc", 0.0) if name == "thumb_cmc" else palm.get("mcp", 0.0) \
+                if part == "mcp" and finger != "thumb" else 0.0
+            entries.append(lerp(f"{side}_{finger}{k}", f"{side}_wrist", t))
         regressors[f"hand21_{side}"] = KeypointRegressor.from_entries(HAND21, entries, num_vertices, dtype)
     return regressors
 

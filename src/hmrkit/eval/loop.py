@@ -8,7 +8,8 @@ in ``valid`` (the fraction of frames with one):
 - synthetic sets (ground truth in the predicting body model): MPJPE on coco17 rooted at
   the hip midpoint, PA-MPJPE on coco17, PVE rooted at the same hip midpoint; sequences
   also the acceleration error (mm/frame^2, coco17, per 3-frame window, windows touching
-  a frame without a valid estimate dropped).
+  a frame without a valid estimate dropped); closeups also the hand and face errors
+  (``hand L``, ``hand R`` wrist-aligned, ``hand PA``, ``face PA``: ``_hand_face_metrics``).
 - 3dpw / h36m: MPJPE and PA-MPJPE on J14 rooted at the H36M pelvis, as SPIN's
   evaluation. Joints come from SPIN's H36M regressor where both the prediction and the
   ground truth can use it (SMPL-topology meshes; Human3.6M's ground truth is its mocap
@@ -80,6 +81,8 @@ def evaluate_synthetic(estimator, body, spec: SyntheticSpec, progress=None, dete
         "PVE": _nan_where(pve(out.vertices, gt.vertices.to(out.vertices.dtype), root_of(pk, root),
                               root_of(gk, root)), ok),
     }
+    if spec.kind == "closeups":
+        metrics.update(_hand_face_metrics(body, out, gt, ok))
     if data.inputs.clips:
         windows = []
         for a, b in data.inputs.clips:
@@ -91,6 +94,30 @@ def evaluate_synthetic(estimator, body, spec: SyntheticSpec, progress=None, dete
     metrics["s/frame"] = torch.tensor([est.seconds / max(1, int(data.inputs.found.sum()))], dtype=torch.float64)
     notes = {"joints": "coco17", **data.notes}
     return EvalResult(spec.name, metrics, notes, len(data.inputs))
+
+
+def _hand_face_metrics(body, out, gt, ok: Tensor) -> dict:
+    """The closeups set's extra columns (mm, per frame): ``hand L`` / ``hand R`` the hand21
+    keypoints' error with both wrists aligned, ``hand PA`` their mean error after a
+    similarity Procrustes per hand (the two hands averaged), ``face PA`` the face
+    keypoints' (``FACE``) error after Procrustes: the expression and the face's shape."""
+    from hmrkit.eval.metrics import mpjpe, pa_mpjpe
+
+    m = {}
+    pa = []
+    for side, key in (("left", "hand L"), ("right", "hand R")):
+        conv = f"hand21_{side}"
+        if conv not in body.regressors:
+            continue
+        p, g = body.keypoints(out, conv), body.keypoints(gt, conv).to(out.vertices.dtype)
+        m[key] = _nan_where(mpjpe(p, g, (0,)), ok)
+        pa.append(pa_mpjpe(p, g))
+    if pa:
+        m["hand PA"] = _nan_where(torch.stack(pa).mean(0), ok)
+    if "face" in body.regressors:
+        p, g = body.keypoints(out, "face"), body.keypoints(gt, "face").to(out.vertices.dtype)
+        m["face PA"] = _nan_where(pa_mpjpe(p, g), ok)
+    return m
 
 
 def evaluate_dataset(estimator, body, spec: DatasetSpec, model_path=None, progress=None, detector=None,

@@ -76,6 +76,78 @@ def _build_frames(body, spec: SyntheticSpec) -> SyntheticSet:
     return SyntheticSet(spec, scenes.params, inputs, scenes.image_size)
 
 
+# The closeups set's scenes: the chest at the image centre, 0.9-1.5 m away.
+CLOSEUPS_DISTANCE = (0.9, 1.5)
+CLOSEUPS_YAW_DEG = 45.0
+
+
+def closeup_scenes(body, n: int, seed: int, split: str = "test"):
+    """n upper-body close-ups (``synthetic:closeups``): library poses of ``split`` with both
+    hands posed by the gesture sampler and a sampled facial expression, the camera
+    0.9-1.5 m from the chest, which sits at the image centre -> (SyntheticBatch,
+    gestures (n, 2) left/right, expression groups per face)."""
+    from dataclasses import replace
+
+    from hmrkit.data.hands import sample_expressions, with_hands
+    from hmrkit.data.synthetic import SceneConfig, sample_scenes
+
+    scenes = sample_scenes(body, n, seed=seed, config=SceneConfig(
+        yaw_deg=CLOSEUPS_YAW_DEG, distance=CLOSEUPS_DISTANCE, offset=0.05, fov_deg=(40.0, 60.0), split=split,
+        phenotypes=phenotypes_of(split)))
+    p = scenes.params
+    pose, gestures = with_hands(body, p.pose, seed=seed + 3)
+    expression, shown = sample_expressions(body, n, seed=seed + 4)
+    p = replace(p, pose=pose, expression=expression if expression is not None else p.expression)
+    with torch.no_grad():
+        X = body.forward_keypoints(p, ("mediapipe33",))["mediapipe33"]
+    chest = 0.7 * 0.5 * (X[:, 11] + X[:, 12]) + 0.3 * 0.5 * (X[:, 23] + X[:, 24])
+    pelvis = 0.5 * (X[:, 23] + X[:, 24])
+    p = replace(p, transl=p.transl - (chest - pelvis))
+    return replace(scenes, params=p), gestures, shown
+
+
+def _build_closeups(body, spec: SyntheticSpec, detector=None) -> SyntheticSet:
+    from hmrkit import conventions as C
+    from hmrkit.data.synthetic import keypoints2d, true_keypoints
+
+    scenes, gestures, _ = closeup_scenes(body, spec.n, spec.seed, spec.split)
+    notes = {}
+    if spec.render:
+        from hmrkit.data.render_synthetic import render_sample
+
+        _, uv, valid = true_keypoints(body, scenes, "holistic")
+        H, W = scenes.image_size
+        own = detector is None
+        if own:
+            detector = default_detector()
+        evidence = []
+        try:
+            for i in range(spec.n):
+                p = scenes.params[i:i + 1]
+                r = render_sample(body, p, scenes.K[i], (H, W), seed=spec.seed * 1000 + i)
+                u = uv[i].numpy()
+                ins = valid.numpy() & (u[:, 0] >= 0) & (u[:, 0] < W) & (u[:, 1] >= 0) & (u[:, 1] < H)
+                box = np.concatenate([u[ins].min(0), u[ins].max(0)])
+                evidence.append(match_detection(detector.detect(r.rgb), box))
+        finally:
+            if own:
+                detector.close()
+        inputs = inputs_from_evidence(evidence, scenes.K)
+        notes["nobody detected"] = f"{sum(e is None for e in evidence)} of {spec.n}"
+        kp = inputs.keypoints2d
+    else:
+        kp = keypoints2d(body, scenes, "holistic", _noise(spec), seed=spec.seed + 1)
+        inputs = EvalInputs(kp, "holistic", scenes.K, None, torch.ones(spec.n, dtype=torch.bool),
+                            torch.tensor(scenes.image_size).expand(spec.n, 2).clone())
+    names = C.get("holistic").names
+    seen = {s: int((kp[:, [names.index(f"{s}_hand.{k}") for k in C.HAND21], 2] > 0).any(-1).sum())
+            for s in ("left", "right")}
+    face = int((kp[:, [i for i, n in enumerate(names) if n.startswith("face.")], 2] > 0).any(-1).sum())
+    notes.update({"hand evidence": f"left {seen['left']}, right {seen['right']} of {spec.n}",
+                  "face evidence": f"{face} of {spec.n}"})
+    return SyntheticSet(spec, scenes.params, inputs, scenes.image_size, notes)
+
+
 def _occlusion(body, scenes, spec: SyntheticSpec):
     """The frames set's occluders (B, 4) and frame edges (B, 3) (``sample_occluders``,
     ``sample_truncation`` on the true mediapipe33 keypoints, seeded by the spec), None
@@ -295,6 +367,8 @@ def build_synthetic(body, spec: SyntheticSpec, detector=None) -> SyntheticSet:
             return _build_frames(body, spec)
         if spec.kind == "rendered":
             return _build_rendered(body, spec, detector)
+        if spec.kind == "closeups":
+            return _build_closeups(body, spec, detector)
         return _build_sequences(body, spec)
     except FileNotFoundError as e:  # no shipped pose library for this body model
         raise InputError(None, f"{spec.name}: {str(e).splitlines()[0]}; the synthetic sets ship for "

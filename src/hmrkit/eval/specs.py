@@ -42,6 +42,16 @@ A data spec names one set (``parse_data_spec``):
       keypoints, its world landmarks as 3D evidence and its person mask, K from the
       sequence; frames where nobody is found on the person are not found (the set's notes
       say how many). No input=, noise=, world3d= or temporal= with render=1.
+  synthetic:closeups[,n=48,seed=2024,split=test,noise=realistic,batch=8,render=0]
+      upper-body close-ups with hand and face ground truth: library poses of ``split``
+      seen from 0.9-1.5 m (heading within +-45 degrees of the camera, 720 px, the chest
+      at the image centre), both hands posed by the gesture sampler and a facial
+      expression of 0-3 action groups (``hmrkit.data.hands``), holistic evidence (body,
+      both hands, the face subset) with the calibrated noise (hands and face included);
+      keypoints outside the image are missing. ``render=1``: each scene rendered instead
+      (720 px, skin, clothing, light, a procedural background) and seen by MediaPipe
+      Holistic (static image mode): its body, hands and face. Its table adds the hand and
+      face errors (docs/eval.md).
   3dpw:NPZ,root=DIR[,n=,step=1,regressor=NPY,batch=8]
   h36m:NPZ,root=DIR[,n=,step=1,regressor=NPY,batch=8]
       SPIN's preprocessed test files (``hmrkit.eval.datasets``); DIR is the folder the
@@ -67,7 +77,7 @@ from typing import Optional
 from hmrkit.errors import InputError
 
 
-SYNTHETIC_KINDS = ("frames", "rendered", "sequences")
+SYNTHETIC_KINDS = ("frames", "rendered", "sequences", "closeups")
 DATASET_KINDS = ("3dpw", "h36m")
 
 # Per kind: the keys a spec may set, and the defaults of those that depend on the kind.
@@ -75,17 +85,19 @@ _KEYS = {
     "frames": ("n", "seed", "split", "input", "noise", "world3d", "batch", "occlusion", "truncation"),
     "rendered": ("n", "seed", "size", "batch", "backgrounds", "occlusion"),
     "sequences": ("n", "frames", "seed", "split", "input", "noise", "world3d", "batch", "temporal", "render", "size"),
+    "closeups": ("n", "seed", "split", "noise", "batch", "render"),
 }
 _DEFAULTS = {
     "frames": {"n": 48, "batch": 8},
     "rendered": {"n": 32, "batch": 8},
     "sequences": {"n": 4, "frames": 32, "batch": 8},
+    "closeups": {"n": 48, "batch": 8},
 }
 _TYPES = {"n": int, "seed": int, "split": str, "input": str, "noise": str, "world3d": float, "batch": int, "size": int, "frames": int,
           "backgrounds": str, "occlusion": float, "render": int, "temporal": int, "truncation": float, "root": str,
           "step": int, "regressor": str}
 
-SPEC_HELP = ("synthetic:frames|rendered|sequences[,key=value...], 3dpw:NPZ,root=DIR or h36m:NPZ,root=DIR "
+SPEC_HELP = ("synthetic:frames|rendered|sequences|closeups[,key=value...], 3dpw:NPZ,root=DIR or h36m:NPZ,root=DIR "
              "(see docs/eval.md)")
 
 
@@ -109,7 +121,7 @@ def _key_values(text: str, parts: list, allowed: tuple) -> dict:
 class SyntheticSpec:
     """A fixed-seed synthetic test set (module docstring).
 
-    kind: frames | rendered | sequences; split: whose poses (frames, sequences; the module
+    kind: frames | rendered | sequences | closeups; split: whose poses (frames, sequences; the module
     docstring); input: the evidence's keypoint convention (frames, sequences); n: samples (frames, rendered) or clips
     (sequences); seed; noise: clean | realistic (frames, sequences); world3d: std in
     metres of simulated 3D landmarks, 0 for none (frames, sequences); batch: frames per
@@ -199,6 +211,9 @@ class SyntheticSpec:
             s += f",occlusion={self.occlusion:g}" if self.occlusion else ""
             return s + (f",backgrounds={self.backgrounds}" if self.backgrounds else "")
         head = f"synthetic:{self.kind},n={self.n}"
+        if self.kind == "closeups":
+            tail = ",render=1" if self.render else f",noise={self.noise}"
+            return f"{head},seed={self.seed},split={self.split}{tail}"
         if self.kind == "sequences":
             head += f",frames={self.frames}"
             if self.render:

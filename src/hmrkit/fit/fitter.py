@@ -25,7 +25,7 @@ from torch import Tensor
 from hmrkit import conventions as C
 from hmrkit.body.base import BodyModel
 from hmrkit.body.priors import HingePrior, ShapePrior, body_joint_indices, load_pose_prior
-from hmrkit.fit.losses import keypoints3d_loss, reprojection_loss, smoothness_loss
+from hmrkit.fit.losses import align_scale_translation, keypoints3d_loss, reprojection_loss, smoothness_loss
 from hmrkit.geometry.boxes import keypoint_box
 from hmrkit.geometry.camera import project
 from hmrkit.geometry.procrustes import similarity_procrustes
@@ -50,8 +50,21 @@ class FitConfig:
     w_smooth: float = 0.0  # temporal smoothness on joints (video)
     w_hands: float = 1.0
     w_face: float = 1.0
-    w_finger_prior: float = 0.05
-    w_expression_prior: float = 0.5
+    # The finger and face stage (docs/hands.md: why each of these, and the table before and after):
+    w_finger_prior: float = 200.0  # on FingerPrior (limits, twist, a weak pull to the open hand); 0.05 on "l2"
+    finger_prior: str = "anatomical"  # "anatomical": hmrkit.body.hands.FingerPrior; "l2": |axis-angle|^2 (legacy)
+    detail_head: bool = True  # the finger and face stage also frees the neck and head rotations
+    body_holds_fingers: bool = True  # the body stage moves the body joints only (fingers held)
+    detail_sigma: float | None = None  # None: hands and face in the body's crop units with ``sigma``;
+    # else each hand and the face in its own crop units (224 / the part's keypoint box) with this GM scale
+    finger_model: str = "coupled"  # "free": every finger joint a free rotation; "coupled": per finger the
+    # knuckle's flexion and spread and the middle joint's flexion, the last joint flexing DIP_PIP x the middle
+    # one, no twist (hmrkit.body.hands: 15 angles a hand instead of 45)
+    detail_align: bool = True  # hands and face compared after moving and scaling each onto its evidence
+    # (align_scale_translation): their shape drives the fingers and expression, not where the arm put them
+    hand_check: float = 0.0  # > 0: a hand whose evidence wrist lies farther than this x the hand's size
+    # from the body evidence's wrist of that side is dropped (a hand of the other side, or of someone else)
+    w_expression_prior: float = 50.0  # on |expression|^2 (legacy: 0.5)
     min_confidence: float = 0.2  # keypoints below this are ignored
     min_keypoints: int = 6  # fewer confident body keypoints -> not valid
     fit_hands: bool = True
@@ -76,6 +89,40 @@ def _split_holistic(convention: str):
             ("face", slice(n_body + 2 * n_hand, n_body + 2 * n_hand + n_face), "face"),
         ]
     return [(convention, slice(0, len(C.get(convention))), "body")]
+
+
+DIP_PIP = 0.75  # the coupled finger model's last joint flexes this x the middle joint (biomechanics: ~2/3-3/4)
+
+
+class _CoupledFingers:
+    """The coupled finger model of the finger stage (``FitConfig.finger_model``): the
+    angles (B, F, 3) (flex, spread, twist on ``FingerAxes``) a leaf tensor, of which only
+    the knuckles' flexion and spread, the middle joints' flexion and the thumb's three
+    flexions are used; each finger's last joint flexes ``DIP_PIP`` x its middle joint."""
+
+    def __init__(self, axes, pose: Tensor):
+        self.axes = axes
+        F = len(axes)
+        mask = torch.zeros(F, 3, dtype=pose.dtype)
+        mask[:, 0] = 1.0
+        mask[axes.segment == 1, 1] = 1.0
+        thumb = axes.finger == 0
+        dip = (~thumb) & (axes.segment == 3)
+        mask[dip, 0] = 0.0
+        key = {(int(s), int(f), int(k)): i for i, (s, f, k) in
+               enumerate(zip(axes.side.tolist(), axes.finger.tolist(), axes.segment.tolist()))}
+        self.dip = dip.nonzero()[:, 0]
+        self.pip = torch.tensor([key[(int(axes.side[i]), int(axes.finger[i]), 2)] for i in self.dip.tolist()],
+                                dtype=torch.long)
+        self.mask = mask
+        self.angles = (axes.angles(pose) * mask).detach().clone().requires_grad_(True)
+
+    def pose(self, R: Tensor) -> Tensor:
+        """R (B, J, 3, 3) all of the pose -> the same with the finger joints from the angles."""
+        a = self.angles * self.mask
+        a = a.clone()
+        a[:, self.dip, 0] = DIP_PIP * a[:, self.pip, 0]
+        return R.index_copy(1, self.axes.index, self.axes.rotations(a).to(R.dtype))
 
 
 @dataclass(frozen=True)
@@ -110,6 +157,9 @@ class Fitter:
         self.body_idx = body_joint_indices(body)
         all_idx = set(range(body.num_pose_joints))
         self.finger_idx = sorted(all_idx - set(self.body_idx))
+        from hmrkit.body.hands import FingerPrior
+
+        self.finger_prior = FingerPrior(body)
 
     # ------------------------------------------------------------------ helpers
     def _parts(self, convention: str, kp2d: Tensor, kp3d: Tensor | None):
@@ -292,7 +342,15 @@ class Fitter:
         B = s.go6.shape[0]
         go6 = s.go6.clone().requires_grad_(True)
         transl = s.transl.clone().requires_grad_(True)
-        pose6 = s.pose6.clone().requires_grad_(True)
+        # only the body joints move here: the fingers have no prior in this stage, and the
+        # body keypoints that hang on a finger joint (mediapipe33's thumb, on thumb2) would
+        # otherwise turn it freely (the finger and face stage poses them, with its prior)
+        held = cfg.body_holds_fingers and bool(self.finger_idx)
+        body_idx = torch.tensor(self.body_idx)
+        pose6 = (s.pose6[:, body_idx] if held else s.pose6).clone().requires_grad_(True)
+
+        def full_pose6():
+            return s.pose6.index_copy(1, body_idx, pose6) if held else pose6
         # a video's frames show one person: one shape for the whole chunk (broadcast, so
         # Anny also builds the rest body once)
         shared = smooth and B > 1
@@ -303,7 +361,7 @@ class Fitter:
         for _ in range(cfg.body_iters):
             opt.zero_grad()
             shape = shape_var.clamp(lo_s, hi_s).expand(B, -1)
-            p = BodyParams(rotmat_from_6d(go6), rotmat_from_6d(pose6), shape, transl, s.expression)
+            p = BodyParams(rotmat_from_6d(go6), rotmat_from_6d(full_pose6()), shape, transl, s.expression)
             joints, preds = self._predict(p, body_parts, K)
             loss = self._energy(p, joints, preds, body_parts, K, scale, smooth, stage="body")
             loss.sum().backward()
@@ -311,7 +369,7 @@ class Fitter:
             if progress is not None:
                 progress(1)
         # a shared shape stays shared (stride 0 over the batch)
-        return _State(go6.detach(), pose6.detach(), shape_var.detach().clamp(lo_s, hi_s).expand(B, -1),
+        return _State(go6.detach(), full_pose6().detach(), shape_var.detach().clamp(lo_s, hi_s).expand(B, -1),
                       transl.detach(), s.expression)
 
     def _stage_detail(self, parts, K: Tensor, scale: Tensor, s: _State, smooth: bool) -> _State:
@@ -323,26 +381,44 @@ class Fitter:
         detail = [pt for pt in detail if (pt[3] == "hand" and cfg.fit_hands) or (pt[3] == "face" and cfg.fit_face)]
         if not detail or cfg.detail_iters <= 0:
             return s
+        if cfg.hand_check > 0:
+            detail = [self._check_hand(parts[0], pt) if pt[3] == "hand" else pt for pt in detail]
         fit_parts = [parts[0]] + detail
-        free = torch.tensor(sorted(set(self.finger_idx) | self._wrist_idx()))
+        part_scales = None
+        if cfg.detail_sigma is not None:
+            part_scales = [scale] + [224.0 / keypoint_box(pt[1], min_confidence=0.0, scale=1.0, min_size=8.0,
+                                                          empty_size=224.0)[1] for pt in detail]
+        extra = self._head_idx() if cfg.detail_head and any(pt[3] == "face" for pt in detail) else set()
+        coupled = cfg.finger_model == "coupled" and len(self.finger_prior.axes) > 0
+        fingers = set(self.finger_idx) if not coupled else set()
+        free = torch.tensor(sorted(fingers | self._wrist_idx() | extra))
         sub6 = s.pose6[:, free].clone().requires_grad_(True)
-        expr = s.expression
         params_d = [sub6]
+        if coupled:
+            hand = _CoupledFingers(self.finger_prior.axes, rotmat_from_6d(s.pose6))
+            params_d.append(hand.angles)
+        expr = s.expression
         if expr is not None and any(pt[3] == "face" for pt in detail):
             expr = expr.clone().requires_grad_(True)
             params_d.append(expr)
         opt = torch.optim.Adam(params_d, lr=cfg.lr)
         go = rotmat_from_6d(s.go6)
+
+        def pose():
+            R = rotmat_from_6d(s.pose6.index_copy(1, free, sub6))
+            return hand.pose(R) if coupled else R
+
         for _ in range(cfg.detail_iters):
             opt.zero_grad()
             e = expr.clamp(0, 1) if expr is not None else None
-            p = BodyParams(go, rotmat_from_6d(s.pose6.index_copy(1, free, sub6)), s.shape, s.transl, e)
+            p = BodyParams(go, pose(), s.shape, s.transl, e)
             joints, preds = self._predict(p, fit_parts, K)
-            loss = self._energy(p, joints, preds, fit_parts, K, scale, smooth, stage="detail")
+            loss = self._energy(p, joints, preds, fit_parts, K, scale, smooth, stage="detail", part_scales=part_scales)
             loss.sum().backward()
             opt.step()
-        return replace(s, pose6=s.pose6.index_copy(1, free, sub6.detach()),
-                       expression=None if expr is None else expr.detach().clamp(0, 1))
+        with torch.no_grad():
+            pose6 = rotmat_to_6d(pose()) if coupled else s.pose6.index_copy(1, free, sub6)
+        return replace(s, pose6=pose6.detach(), expression=None if expr is None else expr.detach().clamp(0, 1))
 
     def _result(self, parts, K: Tensor, s: _State, valid: Tensor, seconds: float) -> Prediction:
         """The Prediction of the final state: params, the mesh (the fit's only full forward),
@@ -361,17 +437,48 @@ class Fitter:
                           px_error=torch.where(valid, err, torch.full_like(err, math.nan)), method="fit",
                           output=out, timings={"fit": seconds})
 
+    def _head_idx(self) -> set:
+        names = self.body.pose_joint_names
+        return {names.index(n) for n in ("neck", "head") if n in names}
+
     def _wrist_idx(self) -> set:
         names = self.body.pose_joint_names
         return {names.index(n) for n in ("left_wrist", "right_wrist") if n in names}
 
-    def _energy(self, p: BodyParams, joints: Tensor, preds, parts, K, scale, smooth, stage) -> Tensor:
-        """(B,) the fit's energy; joints (B, J+1, 3) and preds from ``_predict``."""
+    def _check_hand(self, body_part, hand_part):
+        """``hand_part`` with its keypoints dropped (confidence 0) in the frames where its
+        wrist lies farther than ``hand_check`` x the hand's size from the body evidence's
+        wrist of the same side (when that wrist is seen)."""
+        conv, kp, k3, kind = hand_part
+        names = _names(body_part[0])
+        side = "left" if conv.endswith("left") else "right"
+        if f"{side}_wrist" not in names:
+            return hand_part
+        bw = body_part[1][:, names.index(f"{side}_wrist")]
+        _, size = keypoint_box(kp, min_confidence=0.0, scale=1.0, min_size=1.0, empty_size=1.0)
+        far = ((kp[:, 0, :2] - bw[:, :2]).norm(dim=-1) > self.config.hand_check * size) & (bw[:, 2] > 0) & \
+            (kp[:, 0, 2] > 0)
+        if not bool(far.any()):
+            return hand_part
+        kp = kp.clone()
+        kp[far, :, 2] = 0.0
+        return (conv, kp, k3, kind)
+
+    def _energy(self, p: BodyParams, joints: Tensor, preds, parts, K, scale, smooth, stage,
+                part_scales=None) -> Tensor:
+        """(B,) the fit's energy; joints (B, J+1, 3) and preds from ``_predict``;
+        part_scales: per part (B,) px -> its crop units with ``detail_sigma`` for the hands
+        and face (None: all in the body's ``scale`` with ``sigma``)."""
         cfg = self.config
         total = 0.0
-        for (conv, kp, k3, kind), (X, uv) in zip(parts, preds):
+        for i, ((conv, kp, k3, kind), (X, uv)) in enumerate(zip(parts, preds)):
             w = {"body": 1.0, "hand": cfg.w_hands, "face": cfg.w_face}[kind]
-            total = total + w * reprojection_loss(uv, kp, scale, cfg.sigma)
+            if cfg.detail_align and kind != "body":
+                uv = align_scale_translation(uv, kp)
+            if part_scales is not None and kind != "body":
+                total = total + w * reprojection_loss(uv, kp, part_scales[i], cfg.detail_sigma)
+            else:
+                total = total + w * reprojection_loss(uv, kp, scale, cfg.sigma)
             if k3 is not None and cfg.w_keypoints3d > 0 and kind == "body":
                 names = _names(conv)
                 if "left_hip" in names and "right_hip" in names:
@@ -388,7 +495,10 @@ class Fitter:
         total = total + cfg.w_bend * self.hinge(p.pose)
         total = total + cfg.w_shape_prior * self.shape_prior(p.shape)
         if stage == "detail" and self.finger_idx:
-            total = total + cfg.w_finger_prior * (rotmat_to_aa(p.pose[:, self.finger_idx]) ** 2).sum((-1, -2))
+            if cfg.finger_prior == "anatomical":
+                total = total + cfg.w_finger_prior * self.finger_prior(p.pose)
+            else:
+                total = total + cfg.w_finger_prior * (rotmat_to_aa(p.pose[:, self.finger_idx]) ** 2).sum((-1, -2))
             if p.expression is not None:
                 total = total + cfg.w_expression_prior * (p.expression ** 2).sum(-1)
         if smooth and cfg.w_smooth > 0 and p.batch_size > 1:

@@ -23,6 +23,22 @@ def reprojection_loss(pred_px: Tensor, obs: Tensor, scale: Tensor, sigma: float)
     return (obs[..., 2] ** 2 * geman_mcclure(sq, sigma)).sum(-1)
 
 
+def align_scale_translation(pred_px: Tensor, obs: Tensor) -> Tensor:
+    """pred_px (B, K, 2) moved and scaled in the image onto obs (B, K, 3) x, y, conf: the
+    confident points' centroids made equal and their RMS spreads too (no rotation).
+    Differentiable; frames with fewer than 2 confident points are returned unchanged."""
+    w = (obs[..., 2] > 0).to(pred_px.dtype)[..., None]
+    n = w.sum(1, keepdim=True)
+    ok = n > 1.5
+    n = n.clamp(min=1.0)
+    cp = (w * pred_px).sum(1, keepdim=True) / n
+    co = (w * obs[..., :2]).sum(1, keepdim=True) / n
+    sp = ((w * (pred_px - cp) ** 2).sum((1, 2), keepdim=True) / n).clamp(min=1e-9).sqrt()
+    so = ((w * (obs[..., :2] - co) ** 2).sum((1, 2), keepdim=True) / n).sqrt()
+    aligned = (pred_px - cp) * (so / sp) + co
+    return torch.where(ok, aligned, pred_px)
+
+
 def keypoints3d_loss(pred: Tensor, obs: Tensor, root_pred: Tensor, root_obs: Tensor, sigma: float = 0.5) -> Tensor:
     """Root-relative 3D keypoint error, robust in metres.
 

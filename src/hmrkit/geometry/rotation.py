@@ -55,3 +55,22 @@ def rotmat_power(R: Tensor, w) -> Tensor:
 def geodesic_angle(R1: Tensor, R2: Tensor) -> Tensor:
     """(..., 3, 3), (..., 3, 3) -> (...,) angle of R1^T R2 in radians."""
     return roma.rotmat_geodesic_distance(R1, R2)
+
+
+# Mirroring through the body's sagittal plane: x -> -x in the rest frame (left <-> right).
+_MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
+
+
+def mirror_rotmat(R: Tensor) -> Tensor:
+    """(..., 3, 3) -> (..., 3, 3): the rotation seen in a mirror x -> -x, M R M with
+    M = diag(-1, 1, 1) (axis-angle (a, b, c) -> (a, -b, -c)). A left joint's mirrored
+    rotation is what its right twin does in the mirrored pose; an involution."""
+    if R.shape[-2:] != (3, 3):
+        raise ValueError(f"mirror_rotmat: expected (..., 3, 3), got {tuple(R.shape)}")
+    M = _MIRROR.to(R)
+    return M @ R @ M
+
+
+def mirror_points(X: Tensor) -> Tensor:
+    """(..., 3) -> (..., 3): points mirrored x -> -x (the frame of ``mirror_rotmat``)."""
+    return X * _MIRROR.diagonal().to(X)
