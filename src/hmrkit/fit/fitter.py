@@ -3,8 +3,12 @@
 Stages (METHODS.md, SPIN's SMPLify): (1) camera translation and global orientation on the
 torso, with a depth anchor to the initial estimate, trying the body facing the camera and
 facing away and keeping the better; (2) body pose, shape, global orientation and
-translation on all body keypoints with the pose GMM, hinge (bend) and shape priors;
-(3) fingers and facial expression where hand and face keypoints exist. Adam throughout.
+translation on all body keypoints with the pose GMM, hinge (bend) and shape priors (the
+body joints only: fingers held); (3) fingers, wrists, neck, head and facial expression
+where hand and face keypoints exist: each hand and the face compared after moving and
+scaling them onto their evidence, the fingers as a coupled model (15 angles a hand) inside
+their joint limits (``FingerPrior``), a strong expression prior (docs/hands.md: why each,
+measured). Adam throughout.
 Full perspective camera with the given intrinsics. Everything is batched: B frames (or
 people) are fitted at once; for a video, ``smooth`` couples consecutive frames. The loops
 evaluate keypoints and joints only (``BodyModel.forward_keypoints``, no mesh); the mesh is
