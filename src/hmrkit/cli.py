@@ -131,9 +131,11 @@ def cmd_run(args) -> int:
         print(f"hmrkit: --max-people must be >= 1, got {args.max_people}", file=sys.stderr)
         return 2
     export = tuple(x for x in (args.export or "").split(",") if x)
-    bad = [x for x in export if x not in ("obj", "ply", "glb")]
+    from hmrkit.io import EXPORT_FORMATS
+
+    bad = [x for x in export if x not in EXPORT_FORMATS]
     if bad:
-        print(f"hmrkit: unknown export format(s) {bad}; choose from obj, ply, glb", file=sys.stderr)
+        print(f"hmrkit: unknown export format(s) {bad}; choose from {', '.join(EXPORT_FORMATS)}", file=sys.stderr)
         return 2
     if args.fit_iters is not None and args.fit_iters < 1:
         print(f"hmrkit: --fit-iters must be >= 1, got {args.fit_iters}", file=sys.stderr)
@@ -463,7 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="images, videos, folders or keypoint files -> meshes")
     r.add_argument("inputs", nargs="*")
     run_options(r)
-    r.add_argument("--export", default="", help="mesh formats, comma-separated: obj,ply,glb")
+    r.add_argument("--export", default="",
+                   help="comma-separated: obj,ply,glb (a mesh per person and frame), bvh (an animation per track "
+                        "of a video; docs/outputs.md)")
     r.add_argument("--keypoints", default=None,
                    help="a keypoint file (COCO/OpenPose JSON, hmrkit npz) or a folder: a folder of OpenPose JSON "
                         "is one video, each npz / COCO JSON in a folder one input")

@@ -54,7 +54,7 @@ class RunConfig:
     body: str = "anny"
     model_path: Optional[str] = None
     method: Optional[str] = None  # hmrkit.estimate.method_names(); None: default_method(body)
-    export: tuple = ()  # mesh formats: obj, ply, glb
+    export: tuple = ()  # hmrkit.io.EXPORT_FORMATS: meshes obj, ply, glb; animations bvh
     overlay: bool = True
     focal: Optional[float] = None  # px
     fov: Optional[float] = None  # degrees over the larger side
@@ -671,11 +671,29 @@ class _Job:
             self.report.produced = True
             self.report.people = int(valid.any(0).sum())
             self.report.time("write", time.perf_counter() - t0)
+            from hmrkit.io import ANIMATION_FORMATS, MESH_FORMATS
+
+            meshes = [f for f in self.config.export if f in MESH_FORMATS]
+            anims = [f for f in self.config.export if f in ANIMATION_FORMATS]
+            if anims and T == 1:
+                self.report.warnings.append(
+                    f"{self.path}: a single frame has no animation: no {', '.join(anims)} written"
+                    + ("" if meshes else "; wrote the static .glb meshes instead"))
+                meshes = meshes or ["glb"]
+                anims = []
             for r in ok:
-                for fmt in self.config.export:
+                for fmt in meshes:
                     mesh = out_dir / f"{self.name}_f{r.frame:06d}_p{r.track}.{fmt}"
                     save_mesh(mesh, vertices[r.frame, col[r.track]], body.faces.numpy())
                     self.report.outputs.append(str(mesh))
+            if anims:
+                from hmrkit.io.animation import save_bvh, track_motions
+
+                for motion in track_motions(body, arrays):
+                    for fmt in anims:
+                        f = out_dir / f"{self.name}_p{motion.track_id}.{fmt}"
+                        save_bvh(f, motion)
+                        self.report.outputs.append(str(f))
         finally:
             tmp.cleanup()  # memmaps may still be open: fine on POSIX, the data is in the npz
 

@@ -6,6 +6,10 @@ the functions that need them (``pip install "hmrkit[io]"``).
 
 from hmrkit.io.atomic import atomic_write, save_json_atomic, save_npz_atomic
 from hmrkit.io.export import MESH_SUFFIXES, save_glb, save_mesh, save_obj, save_ply, yup_from_camera
+
+MESH_FORMATS = ("obj", "ply", "glb")  # --export: one file per person and frame
+ANIMATION_FORMATS = ("bvh",)  # --export: one file per track of a video (hmrkit.io.animation)
+EXPORT_FORMATS = MESH_FORMATS + ANIMATION_FORMATS
 from hmrkit.io.images import (
     IMAGE_SUFFIXES,
     KEYPOINT_SUFFIXES,
@@ -22,6 +26,9 @@ __all__ = [
     "save_json_atomic",
     "save_npz_atomic",
     "MESH_SUFFIXES",
+    "MESH_FORMATS",
+    "ANIMATION_FORMATS",
+    "EXPORT_FORMATS",
     "save_glb",
     "save_mesh",
     "save_obj",
