@@ -99,6 +99,11 @@ def _finger_axes_cached(body_id: int, body) -> FingerAxes:
     names = list(body.joint_names)
     pose_names = list(body.pose_joint_names)
     index, jnames, side, finger, segment, axes, low, high = [], [], [], [], [], [], [], []
+    dtype = body.dtype
+    if not any(f"hand21_{s}" in body.regressors for s in SIDES):
+        z = torch.zeros(0, dtype=torch.long)
+        return FingerAxes(z, (), z, z, z, torch.zeros(0, 3, 3, dtype=dtype), torch.zeros(0, 3, dtype=dtype),
+                          torch.zeros(0, 3, dtype=dtype))
     with torch.no_grad():
         rest_params = body.mean_params(1)
         rest_params = type(rest_params)(torch.eye(3, dtype=body.dtype)[None], rest_params.pose,
@@ -136,7 +141,6 @@ def _finger_axes_cached(body_id: int, body) -> FingerAxes:
                 side.append(s)
                 finger.append(f)
                 segment.append(k)
-    dtype = body.dtype
     deg = torch.pi / 180
     if not index:
         z = torch.zeros(0, dtype=torch.long)

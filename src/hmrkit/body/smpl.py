@@ -480,6 +480,8 @@ class SMPLBody(BodyModel):
         subset = self._vertex_subset(conventions)
         rest_joints = self.joint_template + _lbs.blend_shapes(coeffs, self.joint_shape_dirs)
         world_R, world_t = _lbs.forward_kinematics(rotmats, rest_joints, self.parents)
+        if not conventions:  # joints only: no vertex to skin
+            return {"joints": world_t + params.transl[:, None]}
         v = subset.template + _lbs.blend_shapes(coeffs, subset.shape_dirs)
         v = v + _lbs.pose_blend_offsets(rotmats, subset.pose_dirs)
         vertices = _lbs.skin(v, subset.weights, world_R, world_t, rest_joints)
