@@ -93,7 +93,7 @@ def main(argv=None) -> int:
                   f"face PA {row['face PA']:.2f} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
         print(f"{key}: {data.notes}", file=sys.stderr)
     cols = ["data", "method", "PA-MPJPE", "hand L", "hand R", "hand PA", "face PA", "2D px", "ms/frame"]
-    print(format_table(rows, cols, digits=1))
+    print(format_table(rows, cols, digits=2))
     return 0
 
 
