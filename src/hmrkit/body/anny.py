@@ -338,6 +338,51 @@ class AnnyBody(BodyModel):
                                 params.transl, params.expression)
         return self.forward(params)
 
+    def bone_joints(self) -> list[str]:
+        """The regression-skeleton joint (a ``joint_names`` entry) of every Anny bone (104).
+
+        A bone a joint drives alone (weight 1 in ANNY_SKELETON) is that joint's. A bone of a
+        chain that a joint spreads its rotation over (spine, neck) belongs to the segment it
+        lies in, as in SMPL: the joint whose location bone is its nearest ancestor-or-self
+        (so spine05, between the pelvis and spine1's location, is the pelvis's; neck03 the
+        neck's). Bones no joint drives (twist bones, metacarpals, toe phalanges, shoulder01,
+        the pelvis offset bones, the eyes) take their parent bone's joint."""
+        labels = list(self.anny.bone_labels)
+        parents = [int(p) for p in self.anny.bone_parents]
+        location = {labels.index(loc): joint for joint, _, loc, _ in ANNY_SKELETON}
+        location[labels.index("root")] = "pelvis"
+        driven: dict[int, tuple[str, float]] = {}
+        for joint, _, _, bones in ANNY_SKELETON:
+            for bone, w in bones:
+                driven[labels.index(bone)] = (joint, w)
+
+        def joint_of(b: int) -> str:
+            if b in driven and driven[b][1] == 1.0:
+                return driven[b][0]
+            if b in driven:  # part of a chain: the segment it lies in
+                a = b
+                while a not in location:
+                    a = parents[a]
+                return location[a]
+            if b in location:
+                return location[b]
+            if parents[b] < 0:
+                raise RuntimeError(f"anny bone {labels[b]!r} has no driven ancestor")
+            return joint_of(parents[b])
+
+        return [joint_of(b) for b in range(len(labels))]
+
+    def skeleton_weights(self) -> Tensor:
+        """(V, J) skinning weights of the mesh onto the regression skeleton
+        (``joint_names``): Anny's vertex-to-bone weights summed over the bones of each joint
+        (``bone_joints``); rows sum to 1. What an animated mesh file skins with."""
+        names = list(self.joint_names)
+        col = torch.tensor([names.index(j) for j in self.bone_joints()])
+        idx = self.anny.vertex_bone_indices.long()
+        w = self.anny.vertex_bone_weights.to(self.dtype)
+        out = torch.zeros(idx.shape[0], len(names), dtype=self.dtype)
+        return out.scatter_add_(1, col[idx], w)
+
     def vertex_bone_labels(self) -> Tensor:
         """(V,) int64: the Anny bone of largest skinning weight per vertex."""
         idx = self.anny.vertex_bone_indices

@@ -96,44 +96,13 @@ def _part_of_joint(name: str) -> str | None:
 
 
 def _anny_bone_parts(body) -> np.ndarray:
-    """(104,) part index of every Anny bone.
-
-    A bone a joint drives alone (weight 1 in ANNY_SKELETON) is that joint's. A bone of a
-    chain that a joint spreads its rotation over (spine, neck) belongs to the segment it
-    lies in, as in SMPL: the joint whose location bone is its nearest ancestor-or-self
-    (so spine05, between the pelvis and spine1's location, is the pelvis's; neck03 the
-    neck's). Bones no joint drives (twist bones, metacarpals, toe phalanges, shoulder01,
-    the pelvis offset bones, the eyes) take their parent bone's part."""
-    from hmrkit.body.anny import ANNY_SKELETON
-
-    labels = list(body.anny.bone_labels)
-    parents = [int(p) for p in body.anny.bone_parents]
-    location = {labels.index(loc): joint for joint, _, loc, _ in ANNY_SKELETON}
-    location[labels.index("root")] = "pelvis"
-    driven: dict[int, tuple[str, float]] = {}
-    for joint, _, _, bones in ANNY_SKELETON:
-        for bone, w in bones:
-            driven[labels.index(bone)] = (joint, w)
-
-    def joint_of(b: int) -> str:
-        if b in driven and driven[b][1] == 1.0:
-            return driven[b][0]
-        if b in driven:  # part of a chain: the segment it lies in
-            a = b
-            while a not in location:
-                a = parents[a]
-            return location[a]
-        if b in location:
-            return location[b]
-        if parents[b] < 0:
-            raise RuntimeError(f"anny bone {labels[b]!r} has no driven ancestor")
-        return joint_of(parents[b])
-
-    part = np.full(len(labels), -1, dtype=np.int64)
-    for b in range(len(labels)):
-        p = _part_of_joint(joint_of(b))
+    """(104,) part index of every Anny bone: the part of its regression-skeleton joint
+    (``AnnyBody.bone_joints``)."""
+    part = np.full(len(body.anny.bone_labels), -1, dtype=np.int64)
+    for b, joint in enumerate(body.bone_joints()):
+        p = _part_of_joint(joint)
         if p is None:
-            raise RuntimeError(f"anny bone {labels[b]!r} maps to no body part")
+            raise RuntimeError(f"anny bone {body.anny.bone_labels[b]!r} maps to no body part")
         part[b] = PART_NAMES.index(p)
     return part
 
