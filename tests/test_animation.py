@@ -81,16 +81,72 @@ def test_track_motions_rejects_another_body(anny_body):
         track_motions(anny_body, z)
 
 
-def test_run_export_bvh_writes_one_file_per_track(capfd, tmp_path):
+def read_glb_animation(path):
+    """(joint names, times (T,), rotations (T, J, 3, 3), root translations (T, 3),
+    inverse bind matrices (J, 4, 4), vertex count) read back from an animated glb."""
+    import pygltflib
+
+    g = pygltflib.GLTF2().load(str(path))
+    blob = g.binary_blob()
+
+    def arr(i):
+        a = g.accessors[i]
+        v = g.bufferViews[a.bufferView]
+        n = {"SCALAR": 1, "VEC3": 3, "VEC4": 4, "MAT4": 16}[a.type]
+        dt = {pygltflib.FLOAT: np.float32, pygltflib.UNSIGNED_INT: np.uint32,
+              pygltflib.UNSIGNED_SHORT: np.uint16}[a.componentType]
+        return np.frombuffer(blob, dt, a.count * n, v.byteOffset + (a.byteOffset or 0)).reshape(a.count, n)
+
+    skin = g.skins[0]
+    names = [g.nodes[j].name for j in skin.joints]
+    anim = g.animations[0]
+    times = arr(anim.samplers[0].input)[:, 0]
+    R = np.zeros((len(times), len(names), 3, 3))
+    root = None
+    for ch in anim.channels:
+        out = arr(anim.samplers[ch.sampler].output)
+        if ch.target.path == "rotation":
+            R[:, skin.joints.index(ch.target.node)] = roma.unitquat_to_rotmat(torch.tensor(out, dtype=torch.float64))
+        else:
+            root = out.astype(np.float64)
+    ibm = arr(skin.inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1)  # column-major in the file
+    nv = g.accessors[g.meshes[0].primitives[0].attributes.POSITION].count
+    return names, times, R, root, ibm, nv
+
+
+def test_animated_glb_round_trip(anny_body, tmp_path):
+    """The animated glTF holds the skeleton (inverse bind matrices of the rest joints), a
+    rotation channel per joint and the root's translation at the motion's fps: read back
+    with pygltflib, they equal the motion's (the Khronos glTF validator reports no error
+    and no warning on these files: docs/outputs.md)."""
+    from hmrkit.io.animation import save_anim_glb
+
+    m = track_motions(anny_body, fake_results(anny_body))[1]
+    f = save_anim_glb(tmp_path / "t.glb", m, anny_body)
+    names, times, R, root, ibm, nv = read_glb_animation(f)
+    assert names == list(m.joint_names) and nv == anny_body.num_vertices
+    np.testing.assert_allclose(times, np.arange(m.num_frames) / m.fps, atol=1e-6)
+    d = roma.rotmat_geodesic_distance(torch.as_tensor(R), torch.as_tensor(m.rotations))
+    assert float(d.max()) < 1e-4
+    np.testing.assert_allclose(root, m.root, atol=1e-5)
+    np.testing.assert_allclose(ibm[:, :3, 3], -m.rest, atol=1e-5)
+    np.testing.assert_allclose(ibm[:, :3, :3], np.tile(np.eye(3), (len(names), 1, 1)), atol=1e-6)
+
+
+def test_run_export_bvh_and_glb_write_one_file_per_track(capfd, tmp_path):
     out = tmp_path / "out"
     code, _, err = run_cli(capfd, data_path("videos", "two_people_small.mp4"), "--method", "spin",
-                           "--max-frames", "4", "--no-overlay", "--export", "bvh", "--out", out)
+                           "--max-frames", "4", "--no-overlay", "--export", "anim.glb,bvh", "--out", out)
     assert code == 0, err
     z = np.load(out / "two_people_small.npz")
     files = sorted(out.glob("*.bvh"))
     assert len(files) == int(z["valid"].any(0).sum()) >= 1
     clip = load_bvh(files[0])
     assert clip.num_frames >= 1 and "pelvis" in clip.joint_names
+    glbs = sorted(out.glob("*_anim.glb"))
+    assert len(glbs) == len(files)
+    _, times, _, _, _, _ = read_glb_animation(glbs[0])
+    assert len(times) == clip.num_frames
 
 
 def test_run_export_bvh_on_a_photo_says_so_and_writes_the_meshes(capfd, tmp_path):

@@ -466,8 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("inputs", nargs="*")
     run_options(r)
     r.add_argument("--export", default="",
-                   help="comma-separated: obj,ply,glb (a mesh per person and frame), bvh (an animation per track "
-                        "of a video; docs/outputs.md)")
+                   help="comma-separated: obj,ply,glb (a mesh per person and frame), bvh, anim.glb (an animation "
+                        "per track of a video: BVH skeleton, skinned animated glTF; docs/outputs.md)")
     r.add_argument("--keypoints", default=None,
                    help="a keypoint file (COCO/OpenPose JSON, hmrkit npz) or a folder: a folder of OpenPose JSON "
                         "is one video, each npz / COCO JSON in a folder one input")

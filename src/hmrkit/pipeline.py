@@ -54,7 +54,7 @@ class RunConfig:
     body: str = "anny"
     model_path: Optional[str] = None
     method: Optional[str] = None  # hmrkit.estimate.method_names(); None: default_method(body)
-    export: tuple = ()  # hmrkit.io.EXPORT_FORMATS: meshes obj, ply, glb; animations bvh
+    export: tuple = ()  # hmrkit.io.EXPORT_FORMATS: meshes obj, ply, glb; animations bvh, anim.glb
     overlay: bool = True
     focal: Optional[float] = None  # px
     fov: Optional[float] = None  # degrees over the larger side
@@ -687,12 +687,14 @@ class _Job:
                     save_mesh(mesh, vertices[r.frame, col[r.track]], body.faces.numpy())
                     self.report.outputs.append(str(mesh))
             if anims:
-                from hmrkit.io.animation import save_bvh, track_motions
+                from hmrkit.io.animation import save_anim_glb, save_bvh, track_motions
 
                 for motion in track_motions(body, arrays):
                     for fmt in anims:
-                        f = out_dir / f"{self.name}_p{motion.track_id}.{fmt}"
-                        save_bvh(f, motion)
+                        if fmt == "bvh":
+                            f = save_bvh(out_dir / f"{self.name}_p{motion.track_id}.bvh", motion)
+                        else:
+                            f = save_anim_glb(out_dir / f"{self.name}_p{motion.track_id}_anim.glb", motion, body)
                         self.report.outputs.append(str(f))
         finally:
             tmp.cleanup()  # memmaps may still be open: fine on POSIX, the data is in the npz

@@ -8,7 +8,7 @@ from hmrkit.io.atomic import atomic_write, save_json_atomic, save_npz_atomic
 from hmrkit.io.export import MESH_SUFFIXES, save_glb, save_mesh, save_obj, save_ply, yup_from_camera
 
 MESH_FORMATS = ("obj", "ply", "glb")  # --export: one file per person and frame
-ANIMATION_FORMATS = ("bvh",)  # --export: one file per track of a video (hmrkit.io.animation)
+ANIMATION_FORMATS = ("bvh", "anim.glb")  # --export: one file per track of a video (hmrkit.io.animation)
 EXPORT_FORMATS = MESH_FORMATS + ANIMATION_FORMATS
 from hmrkit.io.images import (
     IMAGE_SUFFIXES,

@@ -51,7 +51,8 @@ class TrackMotion:
     identity, root at the origin; rotations (T, J, 3, 3): per frame the root's global
     orientation (index 0) and each joint's local rotation; root (T, 3): the root joint's
     position; frame_index (T,): the input's frames the motion covers; filled (T,) bool:
-    True where a gap held the previous pose; fps: frames per second."""
+    True where a gap held the previous pose; fps: frames per second; shape (S,): the
+    body model's shape of ``rest``."""
 
     track_id: int
     joint_names: tuple
@@ -62,6 +63,7 @@ class TrackMotion:
     frame_index: np.ndarray
     filled: np.ndarray
     fps: float
+    shape: np.ndarray = None  # (S,) the body model's shape of the rest skeleton (the track's median)
 
     @property
     def num_frames(self) -> int:
@@ -126,7 +128,7 @@ def track_motions(body, results) -> list[TrackMotion]:
         R[:, 0] = _YUP @ go if pose_col[0] < 0 else _YUP @ go @ R[:, 0]
         root = np.asarray(z["transl"], np.float64)[src, p] @ _YUP.T
         motions.append(TrackMotion(int(tid), tuple(names), parents, rest, R, root, frames,
-                                   ~valid[frames, p], fps))
+                                   ~valid[frames, p], fps, shape))
     return motions
 
 
@@ -198,4 +200,126 @@ def save_bvh(path, motion: TrackMotion) -> Path:
         lines.append(" ".join(vals))
     with atomic_write(path, "w") as f:
         f.write("\n".join(lines) + "\n")
+    return path
+
+
+def rest_mesh(body, motion: TrackMotion):
+    """The track's rest mesh: (vertices (V, 3) +Y up metres with the root at the origin,
+    faces (F, 3)) at the track's rest shape (the one ``motion.rest`` was built from)."""
+    import torch
+
+    from hmrkit.types import BodyParams
+
+    shape = torch.as_tensor(motion.shape, dtype=body.dtype)[None]
+    params = BodyParams(torch.eye(3, dtype=body.dtype)[None],
+                        torch.eye(3, dtype=body.dtype).expand(1, body.num_pose_joints, 3, 3).clone(), shape,
+                        torch.zeros(1, 3, dtype=body.dtype),
+                        None if not body.num_expression else torch.zeros(1, body.num_expression, dtype=body.dtype))
+    with torch.no_grad():
+        out = body(params)
+    v = (out.vertices[0] - out.joints[0, 0]).double().numpy()
+    return v, body.faces.numpy()
+
+
+def skin_weights(body) -> np.ndarray:
+    """(V, J) the mesh's weights onto the regression skeleton: Anny's bones folded into
+    their joints (``AnnyBody.skeleton_weights``), the SMPL family's own LBS weights."""
+    if hasattr(body, "skeleton_weights"):
+        return body.skeleton_weights().double().numpy()
+    w = getattr(body, "lbs_weights", None)
+    if w is None or w.shape[1] != len(body.joint_names):
+        raise ValueError(f"{body.name}: no skinning weights onto its regression skeleton")
+    return w.double().numpy()
+
+
+def _quat_xyzw(R: np.ndarray) -> np.ndarray:
+    import roma
+    import torch
+
+    return roma.rotmat_to_unitquat(torch.as_tensor(R, dtype=torch.float64)).numpy()  # roma: (x, y, z, w)
+
+
+def save_anim_glb(path, motion: TrackMotion, body) -> Path:
+    """Write ``motion`` as an animated glTF 2.0 binary (atomically), with pygltflib: one
+    skinned mesh (the track's rest mesh, 4 weights a vertex onto the regression skeleton,
+    inverse bind matrices of the rest joints) and one animation (a rotation channel per
+    joint, the root's translation; linear, at the motion's fps). +Y up, metres."""
+    try:
+        import pygltflib as g
+    except ImportError:
+        raise ImportError('the animated glTF export needs pygltflib: pip install "hmrkit[io]"') from None
+    path = Path(path)
+    V, F = rest_mesh(body, motion)
+    W = skin_weights(body)
+    top = np.argsort(-W, axis=1)[:, :4]
+    tw = np.take_along_axis(W, top, 1)
+    tw = tw / np.maximum(tw.sum(1, keepdims=True), 1e-12)
+    top = np.where(tw > 0, top, 0)  # glTF: a joint of zero weight is written as joint 0
+    J = len(motion.joint_names)
+    T = motion.num_frames
+    blobs: list[bytes] = []
+    views, accessors = [], []
+
+    def add(array: np.ndarray, ctype: int, kind: str, target=None, minmax: bool = False) -> int:
+        data = np.ascontiguousarray(array).tobytes()
+        offset = sum(len(b) for b in blobs)
+        pad = (-len(data)) % 4
+        blobs.append(data + b"\0" * pad)
+        views.append(g.BufferView(buffer=0, byteOffset=offset, byteLength=len(data), target=target))
+        count = array.shape[0]
+        acc = g.Accessor(bufferView=len(views) - 1, componentType=ctype, count=count, type=kind)
+        if minmax:
+            acc.min = array.min(0).reshape(-1).tolist() if array.ndim > 1 else [float(array.min())]
+            acc.max = array.max(0).reshape(-1).tolist() if array.ndim > 1 else [float(array.max())]
+        accessors.append(acc)
+        return len(accessors) - 1
+
+    pos = add(V.astype(np.float32), g.FLOAT, g.VEC3, g.ARRAY_BUFFER, minmax=True)
+    idx = add(F.astype(np.uint32).reshape(-1), g.UNSIGNED_INT, g.SCALAR, g.ELEMENT_ARRAY_BUFFER)
+    joints0 = add(top.astype(np.uint16), g.UNSIGNED_SHORT, g.VEC4, g.ARRAY_BUFFER)
+    weights0 = add(tw.astype(np.float32), g.FLOAT, g.VEC4, g.ARRAY_BUFFER)
+    ibm = np.tile(np.eye(4), (J, 1, 1))
+    ibm[:, :3, 3] = -motion.rest  # the bind pose: every joint at its rest position, unrotated
+    ibm_acc = add(ibm.transpose(0, 2, 1).reshape(J, 16).astype(np.float32), g.FLOAT, g.MAT4)  # column-major
+    times = (np.arange(T) / motion.fps).astype(np.float32)
+    t_acc = add(times, g.FLOAT, g.SCALAR, minmax=True)
+    q = _quat_xyzw(motion.rotations).astype(np.float32)  # (T, J, 4)
+    rot_acc = [add(np.ascontiguousarray(q[:, j]), g.FLOAT, g.VEC4) for j in range(J)]
+    tr_acc = add(motion.root.astype(np.float32), g.FLOAT, g.VEC3)
+
+    kids = _children(motion.parents)
+    nodes = []
+    for j in range(J):
+        p = motion.parents[j]
+        tr = motion.root[0] if p < 0 else motion.rest[j] - motion.rest[p]
+        nodes.append(g.Node(name=motion.joint_names[j], translation=[float(x) for x in tr],
+                            rotation=[float(x) for x in q[0, j]], children=kids[j] or None))
+    mesh_node = len(nodes)
+    nodes.append(g.Node(name=f"person_{motion.track_id}", mesh=0, skin=0))
+    root = [j for j, p in enumerate(motion.parents) if p < 0][0]
+    samplers, channels = [], []
+    for j in range(J):
+        samplers.append(g.AnimationSampler(input=t_acc, output=rot_acc[j], interpolation="LINEAR"))
+        channels.append(g.AnimationChannel(sampler=len(samplers) - 1,
+                                           target=g.AnimationChannelTarget(node=j, path="rotation")))
+    samplers.append(g.AnimationSampler(input=t_acc, output=tr_acc, interpolation="LINEAR"))
+    channels.append(g.AnimationChannel(sampler=len(samplers) - 1,
+                                       target=g.AnimationChannelTarget(node=root, path="translation")))
+    blob = b"".join(blobs)
+    gltf = g.GLTF2(
+        asset=g.Asset(generator="hmrkit", version="2.0"),
+        scene=0, scenes=[g.Scene(nodes=[root, mesh_node])], nodes=nodes,
+        meshes=[g.Mesh(name="body", primitives=[g.Primitive(
+            attributes=g.Attributes(POSITION=pos, JOINTS_0=joints0, WEIGHTS_0=weights0), indices=idx,
+            material=0)])],
+        materials=[g.Material(name="skin", pbrMetallicRoughness=g.PbrMetallicRoughness(
+            baseColorFactor=[0.7, 0.78, 0.9, 1.0], metallicFactor=0.0, roughnessFactor=0.7), doubleSided=True)],
+        skins=[g.Skin(joints=list(range(J)), inverseBindMatrices=ibm_acc, skeleton=root)],
+        animations=[g.Animation(name=f"track_{motion.track_id}", samplers=samplers, channels=channels)],
+        accessors=accessors, bufferViews=views, buffers=[g.Buffer(byteLength=len(blob))],
+    )
+    gltf.set_binary_blob(blob)
+    data = b"".join(gltf.save_to_bytes())
+    with atomic_write(path, "wb") as f:
+        f.write(data)
     return path
