@@ -198,3 +198,23 @@ def test_anny_skeleton_weights_skin_the_mesh_onto_the_regression_skeleton(anny_b
     v = torch.einsum("vj,bjkl,bvjl->bvk", W, G, local) + torch.einsum("vj,bjk->bvk", W, P)
     err = (v - out.vertices).norm(dim=-1)
     assert float(err.mean()) < 0.015 and float(err.max()) < 0.05
+
+
+@pytest.mark.skipif(__import__("shutil").which("blender") is None,
+                    reason="Blender not installed (apt-get install blender python3-numpy): the headless import check")
+def test_blender_imports_the_animations(capfd, tmp_path):
+    """Blender's own importers read both files (scripts/blender_check.py, headless)."""
+    import subprocess
+
+    out = tmp_path / "out"
+    code, _, err = run_cli(capfd, data_path("videos", "two_people_small.mp4"), "--method", "spin",
+                           "--max-frames", "4", "--no-overlay", "--export", "anim.glb,bvh", "--out", out)
+    assert code == 0, err
+    glbs, bvhs = sorted(out.glob("*_anim.glb")), sorted(out.glob("*.bvh"))
+    frames = load_bvh(bvhs[0]).num_frames
+    script = data_path("..", "..", "scripts", "blender_check.py")
+    r = subprocess.run(["blender", "-b", "--python-exit-code", "1", "--python", str(script), "--",
+                        "--glb", str(glbs[0]), "--bvh", str(bvhs[0]), "--frames", str(frames)],
+                       capture_output=True, text=True, timeout=300)
+    checks = [ln for ln in r.stdout.splitlines() if ln.startswith("CHECK")]
+    assert r.returncode == 0 and len(checks) == 2 and all(" ok" in c for c in checks), r.stdout[-2000:]
