@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains MAED's spatio-temporal regressor on CPU (one thread; about 50 minutes, plus ~20 for
+# Trains MAED's spatio-temporal regressor on CPU (one thread; about 70 minutes, plus ~20 for
 # the training library and ~10 for the video set the first time).
 #
 #   bash scripts/train_maed.sh              # -> runs/maed/ (log.jsonl, last.pt, maed_anny.pt)
@@ -14,7 +14,7 @@
 # (add_temporal_noise, docs/noise_calibration.md); world landmarks for half of the MediaPipe
 # windows; the spatial branch started from the shipped SPIN encoder, the space/time fusion
 # started even (--fusion-bias 0); the 3D acceleration loss on (--w-accel 10);
-# 2500 steps of 8 windows.
+# 6000 steps of 8 windows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/maed}
@@ -22,7 +22,7 @@ LIB="$HOME/.cache/hmrkit/sequences_train_anny.npz"
 if [ ! -f "$LIB" ]; then
     OMP_NUM_THREADS=1 .venv/bin/python scripts/build_sequences.py --train-library --frames 96 --iters 80 --every 2
 fi
-RECIPE=(--steps 2500 --lr 3e-4 --batch 8 --seed 0 --draws 6 --p-world3d 0.5 --fusion-bias 0 --w-accel 10
+RECIPE=(--steps 6000 --lr 3e-4 --batch 8 --seed 0 --draws 6 --p-world3d 0.5 --fusion-bias 0 --w-accel 10
         --conventions mediapipe33,coco17,openpose25 --val-every 500 --threads 1)
 .venv/bin/hmrkit train maed --out "$OUT" "${RECIPE[@]}" "$@"
 if [ "${SHIP:-0}" = "1" ]; then
