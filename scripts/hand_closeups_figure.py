@@ -7,7 +7,9 @@ keypoints, and the mesh of each method over the photo (docs/hands.md).
 Per photo, the largest person whose hands the detector found: one row per hand and one
 for the face, each a square crop around the part (from the detected keypoints); columns:
 the photo with the detected keypoints, then each method's mesh blended over the photo.
-Methods as bench/hands.py names them (``spin+fit:legacy`` is the finger and face stage as
+For each hand it prints the mean 2D distance of each method's hand keypoints to the
+detected ones after aligning shift and scale (``align_scale_translation``, as the fit
+compares them). Methods as bench/hands.py names them (``spin+fit:legacy`` is the finger and face stage as
 it was before the fix). The detector is ``hmrkit run``'s (MediaPipe, every person, hands
 and face); K from the default field of view.
 """
@@ -48,7 +50,8 @@ def main(argv=None) -> int:
     from hands import _estimator
     from hmrkit import conventions as C
     from hmrkit.cli import _filtered_native_stderr
-    from hmrkit.geometry.camera import default_intrinsics
+    from hmrkit.fit.losses import align_scale_translation
+    from hmrkit.geometry.camera import default_intrinsics, project
     from hmrkit.io import read_image
     from hmrkit.pipeline import make_detector
     from hmrkit.render.overlay import draw_keypoints, render_overlay
@@ -77,13 +80,27 @@ def main(argv=None) -> int:
                 ev = max(people, key=lambda e: np.ptp(e.keypoints2d[e.keypoints2d[:, 2] > 0, :2], 0).prod())
                 K = default_intrinsics(H, W)
                 obs = Observation.from_evidence([ev], K[None])
-                overlays = {}
+                overlays, outputs = {}, {}
                 for m, est in estimators.items():
                     pred = est.predict(obs)
                     with torch.no_grad():
                         out = pred.output if pred.output is not None else body(pred.params)
+                    outputs[m] = out
                     overlays[m] = render_overlay(image, out.vertices[0], body.faces, K, alpha=0.75)
                 kp = ev.keypoints2d
+                for side in ("left", "right"):
+                    idx = parts[f"{side} hand"]
+                    if not (kp[idx, 2] > 0).all():
+                        continue
+                    errs = []
+                    for m, out in outputs.items():
+                        uv = project(body.keypoints(out, f"hand21_{side}"), torch.as_tensor(K)[None]).double()
+                        ev_uv = torch.as_tensor(kp[idx], dtype=torch.float64)[None]
+                        a = align_scale_translation(uv, ev_uv)[0].numpy()
+                        errs.append(f"{m} {np.linalg.norm(a - kp[idx, :2], axis=-1).mean():.1f} px")
+                    size = np.ptp(kp[idx, :2], 0)
+                    print(f"{Path(path).stem} {side} hand ({size[0]:.0f} x {size[1]:.0f} px): mean 2D error after "
+                          f"aligning shift and scale: {', '.join(errs)}")
                 for part, idx in parts.items():
                     if not (kp[idx, 2] > 0).all():
                         continue

@@ -24,8 +24,15 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 
 import torch  # noqa: E402
 
-LEGACY = {"finger_prior": "l2", "w_finger_prior": 0.05, "detail_head": False, "w_expression_prior": 0.5,
-          "finger_model": "free", "detail_align": False}
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from hands import VARIANTS as BENCH_VARIANTS  # noqa: E402
+
+# the stage as it was (bench/hands.py's "legacy" without its body-stage part: the start here
+# is one body fit for every variant)
+LEGACY = {k: v for k, v in BENCH_VARIANTS["legacy"].items() if k != "body_holds_fingers"}
 VARIANTS = {
     "default": {},
     "legacy": LEGACY,

@@ -34,7 +34,7 @@ def fake_results(body, T: int = 6, seed: int = 0, gap: tuple = (2, 3)):
     return dict(body_model=np.array(body.name), track_id=np.array([0, 3]), valid=valid, fps=np.array(30.0),
                 joint_names=np.array(body.joint_names), pose_joint_names=np.array(body.pose_joint_names),
                 global_orient=r(p.global_orient), body_pose=r(p.pose), shape=r(p.shape),
-                transl=r(out.joints[:, 0]), joints3d=r(out.joints))
+                transl=r(out.joints[:, 0]), joints3d=r(out.joints), vertices=r(out.vertices))
 
 
 def test_bvh_round_trip_through_hmrkits_reader(anny_body, tmp_path):
@@ -170,7 +170,7 @@ def test_anny_skeleton_weights_skin_the_mesh_onto_the_regression_skeleton(anny_b
     """``AnnyBody.skeleton_weights``: rows sum to 1, every joint gets vertices, and the rest
     mesh skinned onto the 52-joint skeleton with its rotations plays Anny's own posed mesh
     within about a centimetre on average (Anny's bone chains are folded into single
-    joints: the spine and neck bend at one point; measured mean 11 mm, max 33 mm)."""
+    joints: the spine and neck bend at one point; scripts/animation_check.py measures it)."""
     from dataclasses import replace
 
     from hmrkit.data.synthetic import sample_scenes

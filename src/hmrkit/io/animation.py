@@ -22,8 +22,8 @@ between where the track has no valid estimate (a gap) holds the previous valid p
 
 A BVH skeleton is a chain of rigid offsets. Anny's mesh moves some joints through chains
 of several bones (the spine, the neck), so the regression skeleton driven by these
-rotations puts its joints up to about 4 cm from the mesh's own joints (the head is the
-farthest; 13 mm is the mean of the per-joint maxima over random library poses). The
+rotations puts its joints a few centimetres from the mesh's own joints, the head
+farthest (scripts/animation_check.py prints how far: 16-69 mm on random library poses). The
 export is exact for the rotations, not for those joints' positions. A track whose shape
 changes from frame to frame (``spin`` estimates one per frame) is played with one shape,
 the median.
@@ -83,15 +83,23 @@ class TrackMotion:
         return P
 
 
+def _rest_output(body, shape: np.ndarray):
+    """The body at rest (identity rotations and orientation, no translation) with ``shape``
+    (S,): its BodyOutput, body frame (+Y up)."""
+    from dataclasses import replace
+
+    import torch
+
+    params = replace(body.mean_params(1), shape=torch.as_tensor(shape, dtype=body.dtype)[None])
+    with torch.no_grad():
+        return body(params)
+
+
 def track_motions(body, results) -> list[TrackMotion]:
     """The motion of every track of a results npz (a mapping of its arrays, or a path).
 
     body: the BodyModel the results came from (for the rest skeleton at each track's shape:
     its median over the track's valid frames). Tracks never valid give no motion."""
-    import torch
-
-    from hmrkit.types import BodyParams
-
     z = np.load(results, allow_pickle=False) if isinstance(results, (str, Path)) else results
     if str(z["body_model"]) != body.name:
         raise ValueError(f"the results are of body model {str(z['body_model'])!r}, not {body.name!r}")
@@ -112,12 +120,7 @@ def track_motions(body, results) -> list[TrackMotion]:
         # each frame takes the last valid frame at or before it
         src = rows[np.searchsorted(rows, frames, side="right") - 1]
         shape = np.median(np.asarray(z["shape"])[rows, p], axis=0)
-        params = BodyParams(torch.eye(3, dtype=body.dtype)[None],
-                            torch.eye(3, dtype=body.dtype).expand(1, body.num_pose_joints, 3, 3).clone(),
-                            torch.as_tensor(shape, dtype=body.dtype)[None], torch.zeros(1, 3, dtype=body.dtype),
-                            None if not body.num_expression else torch.zeros(1, body.num_expression, dtype=body.dtype))
-        with torch.no_grad():
-            rest = body(params).joints[0].double().numpy()
+        rest = _rest_output(body, shape).joints[0].double().numpy()
         rest = rest - rest[0]
         go = np.asarray(z["global_orient"], np.float64)[src, p]
         pose = np.asarray(z["body_pose"], np.float64)[src, p]
@@ -206,17 +209,7 @@ def save_bvh(path, motion: TrackMotion) -> Path:
 def rest_mesh(body, motion: TrackMotion):
     """The track's rest mesh: (vertices (V, 3) +Y up metres with the root at the origin,
     faces (F, 3)) at the track's rest shape (the one ``motion.rest`` was built from)."""
-    import torch
-
-    from hmrkit.types import BodyParams
-
-    shape = torch.as_tensor(motion.shape, dtype=body.dtype)[None]
-    params = BodyParams(torch.eye(3, dtype=body.dtype)[None],
-                        torch.eye(3, dtype=body.dtype).expand(1, body.num_pose_joints, 3, 3).clone(), shape,
-                        torch.zeros(1, 3, dtype=body.dtype),
-                        None if not body.num_expression else torch.zeros(1, body.num_expression, dtype=body.dtype))
-    with torch.no_grad():
-        out = body(params)
+    out = _rest_output(body, motion.shape)
     v = (out.vertices[0] - out.joints[0, 0]).double().numpy()
     return v, body.faces.numpy()
 
