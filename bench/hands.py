@@ -72,8 +72,9 @@ def main(argv=None) -> int:
 
     import hmrkit.body
     from hmrkit.cli import _filtered_native_stderr
-    from hmrkit.eval.metrics import format_table, summarize
-    from hmrkit.eval.protocols import SyntheticSpec, build_synthetic, evaluate_synthetic
+    from hmrkit.eval.metrics import format_table
+    from rows import result_row
+    from hmrkit.eval.protocols import SyntheticSpec, build_synthetic
 
     body = hmrkit.body.load("anny")
     rows = []
@@ -83,11 +84,7 @@ def main(argv=None) -> int:
         with _filtered_native_stderr():
             data = build_synthetic(body, spec)
         for name in args.variants:
-            res = evaluate_synthetic(_estimator(name, body), body, spec, data=data)
-            summ = summarize(res.metrics)
-            row = {"data": key, "method": name}
-            row.update({k: v.mean for k, v in summ.items()})
-            row["ms/frame"] = 1000 * row.pop("s/frame")
+            row = result_row(_estimator(name, body), body, spec, data, key, name)
             rows.append(row)
             print(f"{key} {name}: PA-MPJPE {row['PA-MPJPE']:.1f} hand PA {row['hand PA']:.1f} "
                   f"face PA {row['face PA']:.2f} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)

@@ -52,8 +52,9 @@ def main(argv=None) -> int:
     import hmrkit.body
     from hmrkit.cli import _filtered_native_stderr
     from hmrkit.estimate import build
-    from hmrkit.eval.metrics import format_table, summarize
-    from hmrkit.eval.protocols import SyntheticSpec, build_synthetic, default_detector, evaluate_synthetic
+    from hmrkit.eval.metrics import format_table
+    from rows import result_row
+    from hmrkit.eval.protocols import SyntheticSpec, build_synthetic, default_detector
 
     body = hmrkit.body.load("anny")
     def weights_of(m):
@@ -70,13 +71,7 @@ def main(argv=None) -> int:
                 detector = default_detector()
             data = build_synthetic(body, spec, detector)
             for label, method, weights in variants:
-                est = build(method, body, weights=weights)
-                res = evaluate_synthetic(est, body, spec, data=data)
-                summ = summarize(res.metrics)
-                row = {"data": key, "method": label}
-                row.update({k: v.mean for k, v in summ.items()})
-                row["PA-MPJPE median"] = summ["PA-MPJPE"].median
-                row["ms/frame"] = 1000 * row.pop("s/frame")
+                row = result_row(build(method, body, weights=weights), body, spec, data, key, label)
                 rows.append(row)
                 print(f"  {key} {label}: PA-MPJPE {row['PA-MPJPE']:.1f}", file=sys.stderr, flush=True)
     cols = ["data", "method", "MPJPE", "PA-MPJPE", "PA-MPJPE median", "PVE", "accel", "2D px", "valid", "ms/frame"]

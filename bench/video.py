@@ -45,8 +45,9 @@ def main(argv=None) -> int:
     import hmrkit.body
     from hmrkit.cli import _filtered_native_stderr
     from hmrkit.estimate import build
-    from hmrkit.eval.metrics import format_table, summarize
-    from hmrkit.eval.protocols import SyntheticSpec, build_synthetic, evaluate_synthetic
+    from hmrkit.eval.metrics import format_table
+    from rows import result_row
+    from hmrkit.eval.protocols import SyntheticSpec, build_synthetic
 
     body = hmrkit.body.load("anny")
     rows, names = [], []
@@ -63,12 +64,7 @@ def main(argv=None) -> int:
             for method in args.methods:
                 w = args.maed_weights if method.startswith("maed") else None
                 label = f"{method} ({args.label})" if args.label and w else method
-                est = build(method, body, weights=w)
-                res = evaluate_synthetic(est, body, spec, data=data)
-                summ = summarize(res.metrics)
-                row = {"data": key, "method": label}
-                row.update({k: v.mean for k, v in summ.items()})
-                row["ms/frame"] = 1000 * row.pop("s/frame")
+                row = result_row(build(method, body, weights=w), body, spec, data, key, label)
                 rows.append(row)
                 print(f"  {key} {label}: PA-MPJPE {row['PA-MPJPE']:.1f} accel {row.get('accel', float('nan')):.1f}",
                       file=sys.stderr, flush=True)
