@@ -42,6 +42,8 @@ VARIANTS = {
     "no-align": {"detail_align": False},
     "no-head": {"detail_head": False},
     "legacy-priors": {"finger_prior": "l2", "w_finger_prior": 0.05, "w_expression_prior": 0.5},
+    # pixie+fit's shape term: the one Gaussian of the other refinements instead of PIXIE's gender-aware prior
+    "gaussian-shape": {"shape_prior": "gaussian"},
 }
 
 

@@ -337,11 +337,27 @@ def cmd_train(args) -> int:
     def progress_factory(total, initial=0):
         from tqdm import tqdm
 
-        what = "no loop" if args.method in ("pare", "maed") else "loop" if config.loop else "no loop"
+        what = "no loop" if args.method in ("pare", "maed", "pixie") else "loop" if config.loop else "no loop"
         return tqdm(total=total, initial=initial, desc=f"train {args.method} ({what})", unit="step", disable=None)
 
     try:
-        if args.method == "maed":
+        if args.method == "pixie":
+            from hmrkit.train.pixie import PixieSetConfig, PixieTrainConfig, train_pixie
+
+            for name in ("p_closeup", "p_drop", "p_degrade", "p_swap"):
+                if not 0.0 <= getattr(args, name) <= 1.0:
+                    print(f"hmrkit: --{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}",
+                          file=sys.stderr)
+                    return 2
+            if args.real:
+                print("hmrkit: --real is for spin (its fitting loop); pixie trains on synthetic data only", file=sys.stderr)
+                return 2
+            xcfg = PixieTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
+                                    val_every=args.val_every, p_drop=args.p_drop, p_degrade=args.p_degrade,
+                                    p_swap=args.p_swap,
+                                    data=PixieSetConfig(n=args.n_train, seed=args.seed, p_closeup=args.p_closeup))
+            weights = train_pixie(body, xcfg, args.out, resume=args.resume, progress_factory=progress_factory)
+        elif args.method == "maed":
             from hmrkit.models.maed import MaedConfig
             from hmrkit.train.maed import MaedTrainConfig, VideoSetConfig, train_maed
 
@@ -454,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="estimator: spin+fit (SPIN's regressor refined by fitting; the default where its "
                             "weights ship, i.e. for Anny), spin (the regressor alone, fastest) or fit (fitting "
                             "from the mean body; the default for SMPL-family bodies)")
-        q.add_argument("--weights", default=None, help="regressor weights for spin, pare, maed (and their +fit) (default: the shipped ones)")
+        q.add_argument("--weights", default=None, help="regressor weights for spin, pare, maed, pixie (and their +fit) (default: the shipped ones)")
         q.add_argument("--focal", type=float, default=None, help="focal length in pixels")
         q.add_argument("--fov", type=float, default=None, help="field of view over the larger side, degrees")
         q.add_argument("--no-overlay", action="store_true", help="skip overlay pictures/videos")
@@ -498,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
                "      SPIN's h36m_valid_protocol{1,2}.npz; root = the folder imgname is relative to",
     )
     e.add_argument("--method", default="fit", help="fit | spin | spin+fit (hmrkit.estimate)")
-    e.add_argument("--weights", default=None, help="regressor weights for spin, pare, maed (and their +fit) (default: the shipped ones)")
+    e.add_argument("--weights", default=None, help="regressor weights for spin, pare, maed, pixie (and their +fit) (default: the shipped ones)")
     e.add_argument("--data", nargs="+", default=["synthetic:frames,noise=clean", "synthetic:frames,noise=realistic"],
                    help="one or more data specs (below)")
     e.add_argument("--body", default="anny", choices=["anny", "smpl", "smplh", "smplx"],
@@ -512,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     t = sub.add_parser("train", help="train a method's regressor on synthetic data")
-    t.add_argument("method", choices=["spin", "pare", "maed"])
+    t.add_argument("method", choices=["spin", "pare", "maed", "pixie"])
     t.add_argument("--out", default="hmrkit_train", help="folder for checkpoints, log.jsonl and the weights")
     t.add_argument("--body", default="anny", choices=["anny", "smpl", "smplh", "smplx"])
     t.add_argument("--model-path", default=None)
@@ -557,6 +573,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--library", default=None,
                    help="maed: the retargeted training clips (default ~/.cache/hmrkit/sequences_train_<body>.npz, "
                         "from scripts/build_sequences.py --train-library)")
+    t.add_argument("--p-closeup", type=float, default=0.6, help="pixie: fraction of upper-body close-ups")
+    t.add_argument("--p-drop", type=float, default=0.15, help="pixie: probability that a hand's or the face's evidence is removed")
+    t.add_argument("--p-degrade", type=float, default=0.15,
+                   help="pixie: probability that a hand's or the face's evidence is badly jittered")
+    t.add_argument("--p-swap", type=float, default=0.05, help="pixie: probability that the two hands' evidence is swapped")
     t.add_argument("--val-every", type=int, default=500)
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")

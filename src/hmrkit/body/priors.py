@@ -164,3 +164,64 @@ class ShapePrior:
     def __call__(self, shape: Tensor) -> Tensor:
         mean = torch.tensor(self.mean, dtype=shape.dtype, device=shape.device)
         return (((shape - mean) / self.std) ** 2).sum(-1)
+
+
+GENDERS = ("male", "female", "neutral")
+
+
+class GenderShapePrior(nn.Module):
+    """PIXIE's gender-aware shape prior: a Gaussian over the shape per gender and a neutral
+    one, as a mixture; ``forward(shape)`` -> (B,) energy, -log sum_k pi_k N(shape; mu_k,
+    Sigma_k) up to a constant; ``gender(shape)`` -> (B, 3) the posterior over
+    ``GENDERS``: the inferred gender, never asked for.
+
+    Anny (``hmrkit/weights/shape_prior_anny.json``, scripts/build_shape_prior.py): the
+    components are fitted to Anny bodies over all phenotypes, each adult weighted by how
+    likely its stature is for its gender in adult populations, so the other phenotypes
+    (height above all) are conditioned on the ``gender`` phenotype. A body with no such
+    file (SMPL-family: one model file per gender, betas N(0, I) under each, as the paper)
+    gets one standard Gaussian around its mean shape (``ShapePrior``'s) for all three."""
+
+    def __init__(self, means: Tensor, covariances: Tensor, weights: Tensor, source: str = ""):
+        super().__init__()
+        prec = torch.linalg.inv(covariances)
+        _, logdet = torch.linalg.slogdet(covariances)
+        self.register_buffer("means", means.float(), persistent=False)
+        self.register_buffer("precisions", prec.float(), persistent=False)
+        self.register_buffer("log_norm", (torch.log(weights) - 0.5 * logdet).float(), persistent=False)
+        self.source = source
+
+    @staticmethod
+    def path_for(body_name: str):
+        from pathlib import Path
+
+        return Path(__file__).resolve().parent.parent / "weights" / f"shape_prior_{body_name}.json"
+
+    @staticmethod
+    def for_body(body) -> "GenderShapePrior":
+        import json
+
+        path = GenderShapePrior.path_for(body.name)
+        if path.exists():
+            z = json.loads(path.read_text())
+            comps = [z["components"][g] for g in GENDERS]
+            return GenderShapePrior(torch.tensor([c["mean"] for c in comps], dtype=torch.float64),
+                                    torch.tensor([c["cov"] for c in comps], dtype=torch.float64),
+                                    torch.tensor([c["weight"] for c in comps], dtype=torch.float64), str(path.name))
+        base = ShapePrior.for_body(body)
+        S = body.num_shape
+        mean = torch.tensor(base.mean, dtype=torch.float64).expand(3, S)
+        cov = (base.std ** 2) * torch.eye(S, dtype=torch.float64).expand(3, S, S)
+        return GenderShapePrior(mean, cov, torch.full((3,), 1 / 3, dtype=torch.float64), "isotropic")
+
+    def log_terms(self, shape: Tensor) -> Tensor:
+        """(B, 3): log pi_k - 0.5 log|Sigma_k| - 0.5 Mahalanobis^2 per component."""
+        d = shape[:, None, :] - self.means.to(shape.dtype)
+        m = torch.einsum("bki,kij,bkj->bk", d, self.precisions.to(shape.dtype), d)
+        return self.log_norm.to(shape.dtype) - 0.5 * m
+
+    def forward(self, shape: Tensor) -> Tensor:
+        return -torch.logsumexp(self.log_terms(shape), -1)
+
+    def gender(self, shape: Tensor) -> Tensor:
+        return torch.softmax(self.log_terms(shape), -1)

@@ -5,6 +5,7 @@ the scripts build their estimators here, so a method means the same thing everyw
   spin       SPIN's regressor alone: one forward pass (``hmrkit.models.spin``)
   pare       PARE's part-attention regressor alone (``hmrkit.models.pare``)
   maed       MAED's spatio-temporal regressor over sliding windows of a track (``hmrkit.models.maed``)
+  pixie      PIXIE's body, hand and face experts fused by moderators: fingers and expression (``hmrkit.models.pixie``)
   NAME+fit   any method above, refined by the fitting (``Refined``); ``spin+fit`` is the
              default of ``hmrkit run`` where SPIN weights ship (Anny)
 
@@ -44,11 +45,19 @@ def _maed(body, weights=None, **_):
     return MaedEstimator.from_pretrained(body, weights=weights)
 
 
-ESTIMATORS: dict[str, Callable] = {"fit": _fit, "spin": _spin, "pare": _pare, "maed": _maed}
+def _pixie(body, weights=None, **_):
+    from hmrkit.models.pixie import PixieEstimator
+
+    return PixieEstimator.from_pretrained(body, weights=weights)
+
+
+ESTIMATORS: dict[str, Callable] = {"fit": _fit, "spin": _spin, "pare": _pare, "maed": _maed, "pixie": _pixie}
 REFINE = "+fit"
 # Started from a regressor's estimate, the fit needs half the default schedule: on the
 # synthetic sets 100 body iterations are as accurate as 200 (docs/spin.md), at half the cost.
 REFINE_FIT_ITERS = 100
+# PIXIE's refinement uses its gender-aware shape prior (hmrkit.body.priors.GenderShapePrior)
+REFINE_SHAPE_PRIOR = {"pixie": "gender"}
 
 
 def method_names() -> list[str]:
@@ -62,7 +71,7 @@ def has_weights(method: str, body) -> bool:
         from hmrkit.models.spin import default_weights
 
         return default_weights(body.name).exists()
-    if method in ("pare", "maed"):
+    if method in ("pare", "maed", "pixie"):
         import importlib
 
         return importlib.import_module(f"hmrkit.models.{method}").default_weights(body.name).exists()
@@ -103,5 +112,8 @@ def build(method: str, body, fit_config=None, weights=None):
         raise InputError(None, f"unknown method {method!r}; choose from {method_names()}")
     if base == method:
         return ESTIMATORS[base](body, fit_config=fit_config, weights=weights)
-    fitter = FitEstimator(body, fit_config or scaled_fit_config(REFINE_FIT_ITERS))
+    fit_config = fit_config or scaled_fit_config(REFINE_FIT_ITERS)
+    if base in REFINE_SHAPE_PRIOR and fit_config.shape_prior is None:
+        fit_config = replace(fit_config, shape_prior=REFINE_SHAPE_PRIOR[base])
+    fitter = FitEstimator(body, fit_config)
     return Refined(ESTIMATORS[base](body, weights=weights), fitter)

@@ -48,6 +48,9 @@ class FitConfig:
     sigma: float = 100.0  # Geman-McClure scale, px in 224-px crop units (SPIN)
     w_pose_prior: float = 6.0  # on the GMM's -log p; tuned on synthetic scenes (SPIN: 4.78^2 on its energy)
     w_shape_prior: float = 5.0 ** 2  # SPIN's, on (shape - mean) / std
+    shape_prior: str | None = None  # None: "gaussian", unless a method's refinement says otherwise
+    # (pixie+fit: "gender"); "gaussian": ShapePrior (one Gaussian around the mean body); "gender":
+    # PIXIE's GenderShapePrior, 2 x its -log density (the same scale as the Gaussian's squared distance)
     w_bend: float = 15.2 ** 2 * 0.05
     w_depth_anchor: float = 100.0
     w_keypoints3d: float = 1000.0  # root-relative world landmarks, when the evidence has them
@@ -157,7 +160,15 @@ class Fitter:
         self.config = config
         self.pose_prior = load_pose_prior(body)
         self.hinge = HingePrior(body)
-        self.shape_prior = ShapePrior.for_body(body)
+        if config.shape_prior == "gender":
+            from hmrkit.body.priors import GenderShapePrior
+
+            gmm = GenderShapePrior.for_body(body)
+            self.shape_prior = lambda shape: 2.0 * gmm(shape)
+        elif config.shape_prior in (None, "gaussian"):
+            self.shape_prior = ShapePrior.for_body(body)
+        else:
+            raise ValueError(f"FitConfig.shape_prior: unknown {config.shape_prior!r}; choose gaussian or gender")
         self.body_idx = body_joint_indices(body)
         all_idx = set(range(body.num_pose_joints))
         self.finger_idx = sorted(all_idx - set(self.body_idx))
