@@ -3,6 +3,7 @@
   hmrkit demo                      the bundled photo -> ./hmrkit_demo/
   hmrkit run INPUT... [options]    images, videos, folders, keypoint files -> meshes
   hmrkit body [--out DIR]          the Anny body model: mean adult, child, elder
+  hmrkit view OUT_DIR [--port N]   the results of a run in 3D, in the browser (docs/viewer.md)
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ _NATIVE_NOISE = re.compile(
     r"^(INFO: Created TensorFlow Lite XNNPACK delegate for CPU"
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|[IW]\d{4} [\d:.]+ +\d+ [^ \]]+:\d+\] "  # absl/glog INFO and WARNING
-    r"|Warp CUDA warning: Could not find or load the NVIDIA CUDA driver)"
+    r"|Warp CUDA warning: Could not find or load the NVIDIA CUDA driver"
+    r"|\[[\d\- :,]+ [IW] \d+ \d+\] [\w.]+:\d+: "  # Ray's native INFO and WARNING lines (--ray)
+    r"|Token authentication is enabled for this Ray cluster)"
 )
 
 # The filter runs in a child process so that it drains the pipe even if hmrkit crashes in
@@ -113,10 +116,10 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
-def _progress(paths):
+def _progress(paths, total=None):
     from tqdm import tqdm
 
-    return tqdm(paths, desc="hmrkit", unit="input", disable=None)
+    return tqdm(paths, total=total, desc="hmrkit", unit="input", disable=None)
 
 
 def cmd_run(args) -> int:
@@ -145,7 +148,15 @@ def cmd_run(args) -> int:
         export=export, overlay=not args.no_overlay, focal=args.focal, fov=args.fov,
         keypoints=args.keypoints, device=args.device, max_frames=args.max_frames, weights=args.weights,
         fit_iters=args.fit_iters, max_people=getattr(args, "max_people", None), debug=getattr(args, "debug", False),
+        ray=getattr(args, "ray", None) is not None, ray_address=getattr(args, "ray", None) or None,
+        workers=getattr(args, "workers", None), resume=getattr(args, "resume", False),
     )
+    if config.workers is not None and config.workers < 1:
+        print(f"hmrkit: --workers must be >= 1, got {config.workers}", file=sys.stderr)
+        return 2
+    if config.workers is not None and not config.ray:
+        print("hmrkit: --workers is for --ray runs", file=sys.stderr)
+        return 2
     inputs = list(args.inputs)
     try:
         summary = run(inputs, config, progress_factory=_progress)
@@ -168,6 +179,9 @@ def cmd_run(args) -> int:
         print(f"hmrkit: skipped {f['error']}", file=sys.stderr)
     for w in summary.warnings:
         print(f"hmrkit: warning: {w}", file=sys.stderr)
+    if summary.resumed:
+        print(f"hmrkit: --resume: {len(summary.resumed)} input(s) already complete in {config.out_dir}/, not run again",
+              file=sys.stderr)
     print(f"hmrkit: {len(summary.inputs)} input(s), {summary.frames} frame(s) "
           f"({summary.frames_without_person} without a person), {summary.people} people -> {config.out_dir}/")
     return 0
@@ -457,6 +471,18 @@ def cmd_occlusion(args) -> int:
     return 0
 
 
+def cmd_view(args) -> int:
+    """Serve the results of ``hmrkit run`` in OUT_DIR as a 3D page until Ctrl-C (hmrkit.viewer)."""
+    from hmrkit.errors import InputError
+    from hmrkit.viewer import serve
+
+    try:
+        return serve(args.out_dir, host=args.host, port=args.port, open_browser=not args.no_browser)
+    except InputError as e:
+        print(f"hmrkit: {e}", file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hmrkit", description="3D human meshes from photos and videos.")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -488,6 +514,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a keypoint file (COCO/OpenPose JSON, hmrkit npz) or a folder: a folder of OpenPose JSON "
                         "is one video, each npz / COCO JSON in a folder one input")
     r.add_argument("--max-frames", type=int, default=None, help="stop videos after N frames")
+    r.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="fan the inputs out over Ray workers: a local Ray, or the cluster at ADDRESS "
+                        "(pip install 'hmrkit[ray]'; docs/batch.md)")
+    r.add_argument("--workers", type=int, default=None, help="with --ray: how many workers (default: one per CPU)")
+    r.add_argument("--resume", action="store_true",
+                   help="skip inputs whose outputs in --out are complete (from an earlier, interrupted run)")
     # Hidden: a smaller fitting budget (tests, quick looks); see RunConfig.fit_iters.
     r.add_argument("--fit-iters", type=int, default=None, help=argparse.SUPPRESS)
     r.set_defaults(func=cmd_run)
@@ -597,6 +629,14 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--body", default="anny", choices=["anny", "smpl", "smplh", "smplx"])
     o.add_argument("--model-path", default=None)
     o.set_defaults(func=cmd_occlusion)
+
+    w = sub.add_parser("view", help="the results of `hmrkit run` in 3D, in the browser (docs/viewer.md)")
+    w.add_argument("out_dir", metavar="OUT_DIR", help="the --out folder of `hmrkit run` (or one of its NAME.npz)")
+    w.add_argument("--port", type=int, default=8080, help="the page's port (default 8080; 0: any free one)")
+    w.add_argument("--host", default="127.0.0.1",
+                   help="the address to listen on (default 127.0.0.1, this machine only; 0.0.0.0: the network too)")
+    w.add_argument("--no-browser", action="store_true", help="only print the page's URL, do not open a browser")
+    w.set_defaults(func=cmd_view)
 
     b = sub.add_parser("body", help="write the Anny mean body, a child and an elder")
     b.add_argument("--out", default="hmrkit_body")

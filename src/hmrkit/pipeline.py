@@ -68,6 +68,11 @@ class RunConfig:
     fit_iters: Optional[int] = None
     weights: Optional[str] = None  # regressor weights for a learned method (None: the shipped ones)
     debug: bool = False  # an unexpected error's report carries its full traceback
+    # Batch runs (hmrkit.distributed): inputs fanned out over Ray workers; skip completed inputs
+    ray: bool = False
+    ray_address: Optional[str] = None  # None: a local Ray started for the run
+    workers: Optional[int] = None  # Ray workers (None: one per CPU of the cluster)
+    resume: bool = False
 
 
 @dataclass
@@ -116,6 +121,7 @@ class Summary:
     timings: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
     reports: list = field(default_factory=list)
+    resumed: list = field(default_factory=list)  # inputs skipped by --resume (their outputs were complete)
 
     def add(self, report: InputReport) -> None:
         self.reports.append(report)
@@ -817,6 +823,13 @@ def check_config(config: RunConfig) -> None:
     resolve_device(config.device)
 
 
+@dataclass(frozen=True)
+class _NamedBody:
+    """A body model's name alone: enough for ``default_method`` without loading it."""
+
+    name: str
+
+
 def run(inputs: Iterable, config: RunConfig, progress_factory=None) -> Summary:
     """Run on every input; bad inputs are reported in the summary and skipped.
 
@@ -849,11 +862,47 @@ def run(inputs: Iterable, config: RunConfig, progress_factory=None) -> Summary:
             s.warnings.append(f"{p}: another input has the same name; its results are named {name}.*")
     method = config.method
     t_all = time.perf_counter()
-    if paths:  # load the models only when there is something to do
+    jobs = list(zip(paths, names))
+    if config.resume:
+        from hmrkit.distributed import completed
+
+        todo = []
+        for p, name in jobs:
+            done = completed(out_dir, p, name, config)
+            if done is None:
+                todo.append((p, name))
+            else:
+                s.add(done)
+                s.resumed.append(str(p))
+        jobs = todo
+    if jobs and config.ray:
+        from hmrkit.distributed import mark_done, run_on_ray
+        from hmrkit.estimate import default_method
+
+        method = config.method or default_method(_NamedBody(config.body))
+        bar = progress_factory(None, total=len(jobs)) if progress_factory is not None else None
+        t_all = time.perf_counter()
+
+        def on_report(report):
+            if report.traceback is not None:
+                log.info("%s", report.traceback)
+            if bar is not None:
+                bar.update(1)
+
+        try:
+            for (p, name), report in zip(jobs, run_on_ray(jobs, config, config.ray_address, config.workers, on_report)):
+                mark_done(out_dir, p, name, config, report)
+                s.add(report)
+        finally:
+            if bar is not None:
+                bar.close()
+    elif jobs:  # load the models only when there is something to do
+        from hmrkit.distributed import mark_done
+
         models = Models(config)
         method = models.method
         t_all = time.perf_counter()  # "total" is the processing time, without loading the models
-        iterator = list(zip(paths, names))
+        iterator = jobs
         if progress_factory is not None:
             iterator = progress_factory(iterator)
         try:
@@ -861,6 +910,7 @@ def run(inputs: Iterable, config: RunConfig, progress_factory=None) -> Summary:
                 report = process_input(p, config, models, name)
                 if report.traceback is not None:
                     log.info("%s", report.traceback)
+                mark_done(out_dir, p, name, config, report)
                 s.add(report)
         finally:
             models.close()
@@ -869,7 +919,7 @@ def run(inputs: Iterable, config: RunConfig, progress_factory=None) -> Summary:
         "inputs": s.inputs, "failed": s.failed, "frames": s.frames,
         "frames_without_person": s.frames_without_person, "people": s.people,
         "timings_s": {k: round(v, 3) for k, v in s.timings.items()},
-        "warnings": s.warnings, "body_model": config.body, "method": method,
+        "warnings": s.warnings, "body_model": config.body, "method": method, "resumed": s.resumed,
         "per_input": [{"input": r.input, "name": r.name, "kind": r.kind, "produced": r.produced,
                        "frames": r.frames, "people": r.people, "error": r.error} for r in s.reports],
     })
