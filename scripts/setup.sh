@@ -9,10 +9,12 @@ STAMP=$VENV/.hmrkit-setup
 
 say() { printf '[setup] %s\n' "$*"; }
 
-# 1. System libraries (Debian/Ubuntu): OSMesa for headless rendering, ffmpeg for video.
+# 1. System libraries (Debian/Ubuntu): OSMesa for headless rendering, ffmpeg for video,
+#    chromium for the browser tests (hmrkit view's page, headless, WebGL in software).
 need_apt=()
 dpkg -s libosmesa6 >/dev/null 2>&1 || need_apt+=(libosmesa6)
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null 2>&1; then
         SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO=sudo
@@ -48,5 +50,10 @@ if [ ! -f "$HOME/.cache/anny/.hmrkit-warm" ]; then
     say "building Anny's model cache (about a minute, once)"
     WARP_LOG_LEVEL=error $VENV/bin/python -c "import hmrkit.body as b; b.load('anny')" >/dev/null
     mkdir -p "$HOME/.cache/anny" && touch "$HOME/.cache/anny/.hmrkit-warm"
+fi
+# 5. three.js (from the npm registry, no node needed) for the browser test of the animated glTF.
+if [ ! -f $VENV/share/three/.hmrkit-version ]; then
+    say "fetching three.js for the browser tests"
+    $VENV/bin/python scripts/fetch_threejs.py --dest $VENV/share/three || say "warning: could not fetch three.js (its browser test will skip)"
 fi
 say "ready"

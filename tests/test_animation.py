@@ -218,3 +218,69 @@ def test_blender_imports_the_animations(capfd, tmp_path):
                        capture_output=True, text=True, timeout=300)
     checks = [ln for ln in r.stdout.splitlines() if ln.startswith("CHECK")]
     assert r.returncode == 0 and len(checks) == 2 and all(" ok" in c for c in checks), r.stdout[-2000:]
+
+
+def _threejs_dir():
+    from conftest import REPO
+
+    return REPO / ".venv" / "share" / "three"
+
+
+def _chromium():
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None or not (_threejs_dir() / "build" / "three.module.js").exists(),
+                    reason="needs Debian's chromium and three.js (scripts/setup.sh installs both)")
+def test_threejs_plays_the_animated_glb_as_hmrkit_does(anny_body, tmp_path):
+    """three.js (GLTFLoader + AnimationMixer, in headless chromium) plays the animated glTF:
+    at each frame's time its bones stand where hmrkit's own forward kinematics of the motion
+    puts the joints, and the skinned mesh is upright (+Y up) and person-sized."""
+    import html
+    import http.server
+    import json
+    import re
+    import shutil
+    import subprocess
+    import threading
+    from functools import partial
+
+    from hmrkit.io.animation import save_anim_glb
+
+    m = track_motions(anny_body, fake_results(anny_body))[1]
+    site = tmp_path / "site"
+    site.mkdir()
+    save_anim_glb(site / "a.glb", m, anny_body)
+    shutil.copy(data_path("threejs", "anim_check.html"), site / "index.html")
+    (site / "three").symlink_to(_threejs_dir(), target_is_directory=True)
+    frames = [0, m.num_frames // 2, m.num_frames - 1]
+    times = ",".join(f"{k / m.fps:.6f}" for k in frames)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/index.html?glb=a.glb&times={times}"
+        r = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
+                            f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", url],
+                           capture_output=True, text=True, timeout=120)
+    finally:
+        server.shutdown()
+    found = re.search(r'<pre id="result">(.*?)</pre>', r.stdout, re.S)
+    assert found, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(html.unescape(found.group(1)))
+    assert res["ok"], res
+    assert res["bone_names"] == list(m.joint_names) and res["vertices"] == anny_body.num_vertices
+    assert abs(res["duration"] - (m.num_frames - 1) / m.fps) < 1e-5
+    assert res["tracks"] == len(m.joint_names) + 1  # a rotation per joint and the root's translation
+    P = m.joint_positions()
+    for k, f in zip(frames, res["frames"]):
+        np.testing.assert_allclose(np.array(f["bones"]), P[k], atol=2e-4, err_msg=f"frame {k}: {P[:, 0]}")
+        ext = np.array(f["max"]) - np.array(f["min"])
+        if k == 0:
+            assert 0.9 < ext[1] < 2.3 and ext[1] > ext[0] and ext[1] > ext[2], ext  # upright, +Y up, metres
