@@ -166,14 +166,17 @@ def test_training_set_has_posed_hands_and_faces(tiny_set, anny_body):
     assert 0 < tiny_set.closeup.float().mean() < 1
 
 
-def test_pixie_on_an_smplx_body(tmp_path):
+@pytest.mark.parametrize("kind", ["smplx", "smplh", "smpl"])
+def test_pixie_on_smpl_family_bodies(kind, tmp_path):
+    """SMPL-X: fingers and a PCA expression (linear); SMPL-H: fingers; SMPL: wrists, head, shape."""
     from hmrkit.body.smpl import SMPLBody
     from hmrkit.body.synthetic import write_synthetic_model
     from hmrkit.models.inputs import crop_inputs
 
-    body = SMPLBody.from_file("smplx", write_synthetic_model(tmp_path / "smplx.npz", "smplx", "npz", seed=1))
+    body = SMPLBody.from_file(kind, write_synthetic_model(tmp_path / f"{kind}.npz", kind, "npz", seed=1))
     model = PixieRegressor(body, SMALL).eval()
-    assert model.num_fingers == 15 and not model.bounded_expression and model.num_expression == body.num_expression
+    assert model.num_fingers == (0 if kind == "smpl" else 15) and not model.bounded_expression
+    assert model.num_expression == (body.num_expression if kind == "smplx" else 0)
     g = torch.Generator().manual_seed(0)
     kp = torch.cat([200 + 300 * torch.rand(2, 33, 2, generator=g), torch.ones(2, 33, 1)], -1)
     K = torch.tensor([[600.0, 0, 360], [0, 600.0, 360], [0, 0, 1]]).expand(2, 3, 3)
@@ -181,7 +184,9 @@ def test_pixie_on_an_smplx_body(tmp_path):
     face = torch.cat([300 + 30 * torch.rand(2, 41, 2, generator=g), torch.ones(2, 41, 1)], -1)
     with torch.no_grad():
         out = model(crop_inputs(kp, K), hands, face, body)
-    assert out.params.pose.shape[1] == len(body.pose_joint_names) and out.params.expression.shape == (2, body.num_expression)
+    assert out.params.pose.shape[1] == len(body.pose_joint_names)
+    if kind == "smplx":
+        assert out.params.expression.shape == (2, body.num_expression)
     assert torch.isfinite(body.forward_keypoints(out.params, ("coco17",))["coco17"]).all()
 
 
