@@ -284,3 +284,27 @@ def test_threejs_plays_the_animated_glb_as_hmrkit_does(anny_body, tmp_path):
         ext = np.array(f["max"]) - np.array(f["min"])
         if k == 0:
             assert 0.9 < ext[1] < 2.3 and ext[1] > ext[0] and ext[1] > ext[2], ext  # upright, +Y up, metres
+
+
+@pytest.mark.skipif(_chromium() is None or not (_threejs_dir() / "build" / "three.module.js").exists(),
+                    reason="needs Debian's chromium and three.js (scripts/setup.sh installs both)")
+def test_threejs_renders_the_animated_glb(anny_body, tmp_path):
+    """three.js draws the skinned, animated mesh with WebGL (SwiftShader): pixels of the
+    mesh's colour (render.html's first colour, 0x6fa8dc), in the shape of a standing person."""
+    import sys
+
+    from PIL import Image
+
+    from hmrkit.io.animation import save_anim_glb
+
+    sys.path.insert(0, str(data_path("..", "..", "scripts")))
+    from threejs_render import render
+
+    m = track_motions(anny_body, fake_results(anny_body))[1]
+    glb = save_anim_glb(tmp_path / "a.glb", m, anny_body)
+    img = np.asarray(Image.open(render([glb], tmp_path / "shot.png", 0.5)).convert("RGB")).astype(float)
+    hsv = np.asarray(Image.fromarray(img.astype(np.uint8)).convert("HSV")).astype(float)
+    blue = (np.abs(hsv[..., 0] - 148) < 12) & (hsv[..., 1] > 60) & (hsv[..., 2] > 60)  # 0x6fa8dc: hue ~209 deg
+    ys, xs = np.nonzero(blue)
+    assert blue.sum() > 3000, blue.sum()
+    assert (ys.max() - ys.min()) > 1.5 * (xs.max() - xs.min())  # a standing person: taller than wide
