@@ -1,12 +1,12 @@
 """Batch runs: wall time of ``hmrkit run`` over a folder, here and on Ray, and whether the
 Ray results are the local ones bit for bit (docs/batch.md).
 
-    .venv/bin/python bench/batch.py [FOLDER ...] [--method spin+fit] [--workers 1 2] [--copies 2]
+    .venv/bin/python bench/batch.py [FOLDER ...] [--method spin+fit] [--workers 1 2] [--copies 2] [--limit 20]
 
 Each input folder's images (default: tests/data/images) are copied ``--copies`` times under
 new names, so there are enough inputs to share out. Rows: the local run, then ``--ray``
 with each number of workers (a local Ray started by hmrkit: its start-up is in the time).
-Columns: inputs, wall seconds (models loaded included), seconds per input, and
+Columns: inputs, wall seconds (models loaded included), inputs per minute, and
 ``identical``: every array of every NAME.npz equal to the local run's.
 """
 
@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     ap.add_argument("--method", default="spin+fit")
     ap.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--copies", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=None, help="at most this many inputs")
     args = ap.parse_args(argv)
     hmrkit = str(Path(sys.executable).parent / "hmrkit")
     with tempfile.TemporaryDirectory() as tmp:
@@ -53,7 +54,8 @@ def main(argv=None) -> int:
             for p in sorted(Path(folder).iterdir()):
                 if p.suffix.lower() in (".jpg", ".jpeg", ".png"):
                     for c in range(args.copies):
-                        shutil.copy(p, src / f"{p.stem}_{c}{p.suffix}")
+                        if args.limit is None or len(list(src.iterdir())) < args.limit:
+                            shutil.copy(p, src / f"{p.stem}_{c}{p.suffix}")
         n = len(list(src.iterdir()))
         rows = []
         runs = [("local", None)] + [("ray", w) for w in args.workers]
@@ -69,13 +71,13 @@ def main(argv=None) -> int:
                 print(res.stderr, file=sys.stderr)
                 return 1
             ident = "-" if mode == "local" else ("yes" if same(tmp / "out_local_None", out) else "NO")
-            rows.append((mode if w is None else f"ray, {w} worker{'s' if w > 1 else ''}", n, wall, wall / n, ident))
+            rows.append((mode if w is None else f"ray, {w} worker{'s' if w > 1 else ''}", n, wall, 60 * n / wall, ident))
             print(f"{rows[-1][0]}: {wall:.1f} s", file=sys.stderr, flush=True)
     print(f"method {args.method}, {n} inputs ({', '.join(args.folders)} x {args.copies})")
-    print("| run | inputs | wall s | s/input | identical to local |")
+    print("| run | inputs | wall s | inputs/min | identical to local |")
     print("|---|---:|---:|---:|---|")
     for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:.2f} | {r[4]} |")
+        print(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:.1f} | {r[4]} |")
     return 0
 
 

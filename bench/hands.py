@@ -28,6 +28,9 @@ SETS = {
     "closeups-clean": "synthetic:closeups,noise=clean",
     "closeups-realistic": "synthetic:closeups,noise=realistic",
     "closeups-rendered": "synthetic:closeups,render=1",
+    # the val split (subjects and motions neither training nor the test sets use): for choosing settings
+    "closeups-val": "synthetic:closeups,noise=realistic,split=val",
+    "closeups-val-rendered": "synthetic:closeups,render=1,split=val",
 }
 
 # FitConfig changes of the finger and face stage. "legacy" is the stage as it was before
@@ -44,6 +47,12 @@ VARIANTS = {
     "legacy-priors": {"finger_prior": "l2", "w_finger_prior": 0.05, "w_expression_prior": 0.5},
     # pixie+fit's shape term: the one Gaussian of the other refinements instead of PIXIE's gender-aware prior
     "gaussian-shape": {"shape_prior": "gaussian"},
+    # pixie+fit with the finger and face stage of the other refinements (no anchor to PIXIE's hands and face)
+    "unanchored": {"finger_model": "coupled", "detail_anchor": 1e-12, "w_expression_prior": 50.0},
+    # pixie+fit's finger and face stage: free fingers, kept near PIXIE's (detail_anchor), no pull to a neutral face
+    **{f"anchor-{a:g}": {"finger_model": "free", "detail_anchor": a, "w_expression_prior": 0.0}
+       for a in (1, 10, 100, 1000)},
+    **{f"anchor-{a:g}-coupled": {"detail_anchor": a, "w_expression_prior": 0.0} for a in (10, 100)},
 }
 
 

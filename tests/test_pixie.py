@@ -267,3 +267,41 @@ def test_shipped_weights_beat_rest_hands_and_the_moderator_turns_to_the_body(ann
     # the moderators start even (0.5, 0.5); trained, they trust a hand's evidence less when it is gone
     for side in ("left_hand", "right_hand"):
         assert gone.weights[side][:, 1].mean() < out.weights[side][:, 1].mean() - 0.05, side
+
+
+def test_pixie_fit_is_anchored_and_uses_the_gender_prior(anny_body):
+    """pixie+fit's refinement: free fingers anchored to PIXIE's, no pull to a neutral face,
+    the gender-aware shape prior (docs/pixie.md); the other refinements keep theirs."""
+    from hmrkit.estimate import build
+    from hmrkit.estimate.registry import REFINE_DETAIL
+
+    if not default_weights("anny").exists():
+        pytest.skip("no shipped PIXIE weights")
+    cfg = build("pixie+fit", anny_body).fitter.config
+    assert cfg.shape_prior == "gender" and cfg.detail_anchor == REFINE_DETAIL["pixie"]["detail_anchor"] > 0
+    assert cfg.finger_model == "free" and cfg.w_expression_prior == 0.0
+    other = build("spin+fit", anny_body).fitter.config
+    assert other.shape_prior is None and other.detail_anchor == 0.0 and other.finger_model == "coupled"
+
+
+def test_detail_anchor_keeps_the_starting_fingers(anny_body):
+    """Known ground truth: from the true body with the fingers at rest, clean keypoints pull
+    the fingers to the truth; with a strong anchor they stay (nearly) where they started."""
+    from hmrkit.body.hands import finger_axes
+    from hmrkit.data.synthetic import NoiseConfig, keypoints2d
+    from hmrkit.eval.sets import closeup_scenes
+    from hmrkit.fit import FitConfig
+    from hmrkit.fit.fitter import Fitter
+
+    scenes, _, _ = closeup_scenes(anny_body, 4, seed=31, split="val")
+    kp = keypoints2d(anny_body, scenes, "holistic", NoiseConfig.clean(), seed=32)
+    ax = finger_axes(anny_body)
+    pose = scenes.params.pose.clone()
+    pose[:, ax.index] = torch.eye(3)
+    start = replace(scenes.params, pose=pose)
+    moved = {}
+    for anchor in (0.0, 1e4):
+        cfg = replace(FitConfig(), camera_iters=0, body_iters=0, finger_model="free", detail_anchor=anchor)
+        out = Fitter(anny_body, cfg).fit(kp, "holistic", scenes.K, init=start)
+        moved[anchor] = float(((out.params.pose[:, ax.index] - pose[:, ax.index]) ** 2).sum((-2, -1)).mean())
+    assert moved[0.0] > 0.02 and moved[1e4] < 0.05 * moved[0.0], moved

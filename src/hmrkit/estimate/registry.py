@@ -58,6 +58,10 @@ REFINE = "+fit"
 REFINE_FIT_ITERS = 100
 # PIXIE's refinement uses its gender-aware shape prior (hmrkit.body.priors.GenderShapePrior)
 REFINE_SHAPE_PRIOR = {"pixie": "gender"}
+# ... and keeps the fingers and face PIXIE read unless the keypoints insist: free fingers anchored to
+# PIXIE's (weight 1000), no pull to a neutral face. Chosen on the val close-ups (docs/pixie.md: without
+# the anchor the finger and face stage undid PIXIE's hands, 13.5 -> 16.1 mm hand PA).
+REFINE_DETAIL = {"pixie": {"finger_model": "free", "detail_anchor": 1000.0, "w_expression_prior": 0.0}}
 
 
 def method_names() -> list[str]:
@@ -115,5 +119,7 @@ def build(method: str, body, fit_config=None, weights=None):
     fit_config = fit_config or scaled_fit_config(REFINE_FIT_ITERS)
     if base in REFINE_SHAPE_PRIOR and fit_config.shape_prior is None:
         fit_config = replace(fit_config, shape_prior=REFINE_SHAPE_PRIOR[base])
+    if base in REFINE_DETAIL and fit_config.detail_anchor == 0.0:
+        fit_config = replace(fit_config, **REFINE_DETAIL[base])
     fitter = FitEstimator(body, fit_config)
     return Refined(ESTIMATORS[base](body, weights=weights), fitter)

@@ -72,6 +72,9 @@ class FitConfig:
     hand_check: float = 0.0  # > 0: a hand whose evidence wrist lies farther than this x the hand's size
     # from the body evidence's wrist of that side is dropped (a hand of the other side, or of someone else)
     w_expression_prior: float = 50.0  # on |expression|^2 (legacy: 0.5)
+    detail_anchor: float = 0.0  # > 0: the finger and face stage also keeps the fingers' rotations and the
+    # expression near where it started (this weight on their squared change): a refinement of a regressor
+    # that reads the hands and face itself (pixie+fit) keeps what it read unless the keypoints say otherwise
     min_confidence: float = 0.2  # keypoints below this are ignored
     min_keypoints: int = 6  # fewer confident body keypoints -> not valid
     fit_hands: bool = True
@@ -418,6 +421,11 @@ class Fitter:
             params_d.append(expr)
         opt = torch.optim.Adam(params_d, lr=cfg.lr)
         go = rotmat_from_6d(s.go6)
+        anchor = cfg.detail_anchor
+        if anchor > 0:
+            fidx = torch.tensor(self.finger_idx, dtype=torch.long)
+            R0 = rotmat_from_6d(s.pose6)[:, fidx].detach()
+            e0 = None if expr is None else expr.detach().clone()
 
         def pose():
             R = rotmat_from_6d(s.pose6.index_copy(1, free, sub6))
@@ -429,6 +437,10 @@ class Fitter:
             p = BodyParams(go, pose(), s.shape, s.transl, e)
             joints, preds = self._predict(p, fit_parts, K)
             loss = self._energy(p, joints, preds, fit_parts, K, scale, smooth, stage="detail", part_scales=part_scales)
+            if anchor > 0:
+                loss = loss + anchor * ((p.pose[:, fidx] - R0) ** 2).sum((-3, -2, -1))
+                if e0 is not None and e is not None:
+                    loss = loss + anchor * ((e - e0) ** 2).sum(-1)
             loss.sum().backward()
             opt.step()
         with torch.no_grad():
