@@ -142,8 +142,9 @@ def _worker_class(ray):
     class _Worker:
         """One worker: its own Models (loaded on the first input), reused for every input."""
 
-        def __init__(self, config):
+        def __init__(self, config, threads: int):
             self.config = config
+            self.threads = threads
             self.models = None
 
         def process(self, path, name):
@@ -151,7 +152,7 @@ def _worker_class(ray):
 
             from hmrkit.pipeline import Models, process_input
 
-            torch.set_num_threads(1)
+            torch.set_num_threads(self.threads)
             if os.environ.get(DIE_ON_ENV) == name:
                 os._exit(3)
             if self.models is None:
@@ -183,7 +184,13 @@ def run_on_ray(jobs: list, config, address: Optional[str] = None, workers: Optio
         cpus = int(ray.cluster_resources().get("CPU", 1))
         n = max(1, min(len(jobs), workers or cpus))
         opts = {"runtime_env": {"env_vars": env}} if env else {}
-        pool = [Worker.options(**opts).remote(config) for _ in range(n)]
+        import torch
+
+        # the cores are shared out: a local Ray's workers split the driver's torch threads (one
+        # worker: the driver's count, so the results are the local run's bit for bit); a
+        # cluster's workers take one each (num_cpus=1)
+        threads = max(1, torch.get_num_threads() // n) if not address else 1
+        pool = [Worker.options(**opts).remote(config, threads) for _ in range(n)]
         pending = list(enumerate(jobs))
         running: dict = {}
         reports: dict = {}
@@ -204,7 +211,7 @@ def run_on_ray(jobs: list, config, address: Optional[str] = None, workers: Optio
             except ray.exceptions.RayActorError as e:
                 report = InputReport(input=str(path), name=name, error=f"{path}: the Ray worker died while processing "
                                                                        f"it ({type(e).__name__}); the other inputs go on")
-                w = Worker.options(**opts).remote(config)  # a fresh worker takes its place
+                w = Worker.options(**opts).remote(config, threads)  # a fresh worker takes its place
             except ray.exceptions.RayError as e:
                 text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 report = InputReport(input=str(path), name=name, error=f"{path}: Ray failed on it: {text}")
