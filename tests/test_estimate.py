@@ -40,7 +40,7 @@ def test_registry_names_every_method_and_refinement():
     assert "fit+fit" not in names
 
 
-REGRESSORS = ("spin", "pare", "maed")  # one forward pass each (maed: windows of one on photos), exact batch = loop
+REGRESSORS = ("spin", "pare", "maed", "pixie")  # one forward pass each (maed: windows of one on photos), exact batch = loop
 
 
 def test_contract_shapes_validity_error(estimator, scenes, anny_body):
@@ -78,7 +78,7 @@ def test_contract_batch_equals_loop(estimator, scenes):
 def test_contract_window_kind(estimator, scenes):
     obs = _obs(scenes).stack_time()  # one window of 3 frames
     if "window" not in kinds(estimator):  # an image estimator: the pipeline batches its frames
-        assert estimator.name in ("spin", "pare") and not hasattr(estimator, "predict_window")
+        assert estimator.name in ("spin", "pare", "pixie") and not hasattr(estimator, "predict_window")
         return
     pred = estimator.predict_window(obs)
     assert pred.batch_size == 3 and pred.px_error.shape == (3,)
