@@ -51,7 +51,7 @@ VARIANTS = {
     "unanchored": {"finger_model": "coupled", "detail_anchor": 1e-12, "w_expression_prior": 50.0},
     # pixie+fit's finger and face stage: free fingers, kept near PIXIE's (detail_anchor), no pull to a neutral face
     **{f"anchor-{a:g}": {"finger_model": "free", "detail_anchor": a, "w_expression_prior": 0.0}
-       for a in (1, 10, 100, 1000)},
+       for a in (1, 10, 100, 1000, 10000)},
     **{f"anchor-{a:g}-coupled": {"detail_anchor": a, "w_expression_prior": 0.0} for a in (10, 100)},
 }
 

@@ -59,9 +59,9 @@ REFINE_FIT_ITERS = 100
 # PIXIE's refinement uses its gender-aware shape prior (hmrkit.body.priors.GenderShapePrior)
 REFINE_SHAPE_PRIOR = {"pixie": "gender"}
 # ... and keeps the fingers and face PIXIE read unless the keypoints insist: free fingers anchored to
-# PIXIE's (weight 1000), no pull to a neutral face. Chosen on the val close-ups (docs/pixie.md: without
-# the anchor the finger and face stage undid PIXIE's hands, 13.5 -> 16.1 mm hand PA).
-REFINE_DETAIL = {"pixie": {"finger_model": "free", "detail_anchor": 1000.0, "w_expression_prior": 0.0}}
+# PIXIE's (weight 1e4), no pull to a neutral face. Chosen on the val close-ups (docs/pixie.md: without
+# the anchor the finger and face stage undid PIXIE's hands, 13.5 -> 16.1 mm hand PA; with it 13.3).
+REFINE_DETAIL = {"pixie": {"finger_model": "free", "detail_anchor": 10000.0, "w_expression_prior": 0.0}}
 
 
 def method_names() -> list[str]:
