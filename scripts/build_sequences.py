@@ -64,6 +64,15 @@ CLIPS = (
 )
 
 
+# Long test-split takes for the out-of-domain streams (DynaBOA, #14): 300 frames at 30 fps each
+STREAMS = (
+    ("bvh/cmu_60_01.bvh", "salsa (lead), test"),
+    ("bvh/cmu_60_09.bvh", "salsa (lead), test"),
+    ("bvh/cmu_60_13.bvh", "salsa (lead), test"),
+    ("bvh/cmu_05_04.bvh", "modern dance, test"),
+)
+
+
 def pick_window(pos: np.ndarray, frames: int, stride: int = 4) -> int:
     """Start of the ``frames`` long window of pos (T, K, 3) with the most motion."""
     T = len(pos)
@@ -88,7 +97,7 @@ def windows(root: Path, args):
     """(file, what, start, positions, mask) of each window to retarget: CLIPS' most moving
     window each, or (--train-library) every --every-th --frames window of the train clips."""
     if not args.train_library:
-        for rel, what in CLIPS[: args.limit]:
+        for rel, what in (STREAMS if args.streams else CLIPS)[: args.limit]:
             clip = subsample(load_mocap(root / rel), args.fps)
             pos, mask = clip.semantic(RETARGET_NAMES)
             yield rel, what, pick_window(pos, args.frames), pos, mask
@@ -115,6 +124,9 @@ def main():
     ap.add_argument("--smooth", type=float, default=1.0, help="Gaussian sigma in frames (0: none)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="only the first N clips (a quick check)")
+    ap.add_argument("--streams", action="store_true",
+                    help="the long out-of-domain streams (STREAMS, test split; use --frames 300): "
+                         "src/hmrkit/weights/streams_<body>.npz")
     ap.add_argument("--out", default=None, help="output npz (default: the package's weights folder)")
     ap.add_argument("--train-library", action="store_true",
                     help="every train-split clip in windows (MAED's training library) instead of CLIPS")
@@ -144,6 +156,8 @@ def main():
         out = Path(args.out)
     elif args.train_library:
         out = train_library_path(body.name)
+    elif args.streams:
+        out = WEIGHTS_DIR / f"streams_{body.name}.npz"
     else:
         out = WEIGHTS_DIR / f"sequences_{body.name}.npz"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -160,8 +174,8 @@ def main():
         retarget_error_mm=np.array(errs, dtype=np.float32),
         body_model=np.array(body.name),
         attribution=np.array(CMU_ATTRIBUTION),
-        build=np.array(f"scripts/build_sequences.py --fps {args.fps:g} --frames {args.frames} --iters {args.iters} "
-                       f"--smooth {args.smooth:g} --seed {args.seed}"),
+        build=np.array(f"scripts/build_sequences.py {'--streams ' if args.streams else ''}--fps {args.fps:g} "
+                       f"--frames {args.frames} --iters {args.iters} --smooth {args.smooth:g} --seed {args.seed}"),
     )
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB): {len(poses)} clips x {args.frames} frames, "
           f"mean retarget error {np.mean(errs):.1f} mm, {time.time() - t0:.0f} s")

@@ -242,7 +242,12 @@ def _build_sequences(body, spec: SyntheticSpec) -> SyntheticSet:
     from hmrkit.types import BodyParams
 
     try:
-        lib = load_sequences(body.name)
+        if spec.library == "streams":
+            from hmrkit.data.sequences import WEIGHTS_DIR as _W
+
+            lib = load_sequences(body.name, path=_W / f"streams_{body.name}.npz")
+        else:
+            lib = load_sequences(body.name)
     except FileNotFoundError:
         raise InputError(None, f"synthetic:sequences: no shipped sequence library for the {body.name} body "
                                "model; evaluate on it with --body anny") from None
@@ -257,13 +262,14 @@ def _build_sequences(body, spec: SyntheticSpec) -> SyntheticSet:
     order = pool[rng.permutation(len(pool))]
     # the rendered frames are square, size px; the same draws give the same motion and camera
     config = SequenceCameraConfig(image_size=(spec.size, spec.size)) if spec.render else SequenceCameraConfig()
+    config = shifted_camera(config, spec.shift)
     noise = _noise(spec)
     evidence = []
     params, K, kp, k3, clips = [], [], [], [], []
     for c in range(spec.n):
         cseed = int(np.random.SeedSequence([spec.seed, c]).generate_state(1)[0])
         seq = sample_sequence(body, int(order[c % len(order)]), seed=cseed, config=config, conventions=(),
-                              library=lib)
+                              library=lib, shape=shifted_shape(body, spec.shift, cseed))
         start = int(rng.integers(0, lib.num_frames - spec.frames + 1))
         p = seq.params[start:start + spec.frames]
         with torch.no_grad():
@@ -294,6 +300,30 @@ def _build_sequences(body, spec: SyntheticSpec) -> SyntheticSet:
                             torch.ones(n, dtype=torch.bool), torch.tensor(config.image_size).expand(n, 2).clone(),
                             tuple(clips))
     return SyntheticSet(spec, BodyParams.cat(params), inputs, config.image_size, notes)
+
+
+def shifted_camera(config, shift: str):
+    """The SequenceCameraConfig of a domain shift (``SyntheticSpec.shift``); unchanged for
+    the others: a camera low (0.2-0.5 m) or high (2.8-3.5 m) above the floor, a long
+    (15-25 degrees) or short (85-100 degrees) focal length. Training's cameras are 0.6-2 m
+    high with 40-70 degrees."""
+    from dataclasses import replace
+
+    return {"low": replace(config, height=(0.2, 0.5)), "high": replace(config, height=(2.8, 3.5)),
+            "tele": replace(config, fov_deg=(15.0, 25.0)), "wide": replace(config, fov_deg=(85.0, 100.0))
+            }.get(shift, config)
+
+
+def shifted_shape(body, shift: str, seed: int):
+    """A clip's body for a shift: ``child`` (age 0.2-0.35) or ``elder`` (0.9-1), the other
+    phenotypes uniform (Anny); "fitted" (the clip's retargeted shape) otherwise."""
+    if shift not in ("child", "elder") or "age" not in getattr(body, "shape_names", ()):
+        return "fitted"
+    g = np.random.default_rng(np.random.SeedSequence([seed, 0xA9E]))
+    shape = g.uniform(0, 1, body.num_shape)
+    lo, hi = (0.2, 0.35) if shift == "child" else (0.9, 1.0)
+    shape[body.shape_names.index("age")] = g.uniform(lo, hi)
+    return torch.as_tensor(shape, dtype=body.dtype)
 
 
 def _temporal_keypoints(body, out, K: Tensor, image_size, convention: str, noise, seed: int) -> Tensor:

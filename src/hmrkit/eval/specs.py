@@ -26,7 +26,7 @@ A data spec names one set (``parse_data_spec``):
       its world landmarks as 3D evidence, K from the scene. ``occlusion=P``: with
       probability P an occluder (a box or a bar, ``sample_occluders``) is pasted into the
       image before the detector sees it: a flat colour with noise texture.
-  synthetic:sequences[,n=4,frames=32,seed=2024,split=test,input=mediapipe33,noise=realistic,world3d=0,batch=8,temporal=0,render=0,size=512]
+  synthetic:sequences[,n=4,frames=32,seed=2024,split=test,input=mediapipe33,noise=realistic,world3d=0,batch=8,temporal=0,render=0,size=512,library=clips,shift=none]
       ``n`` clips of ``frames`` consecutive frames (30 fps) from the shipped retargeted CMU
       sequences (``hmrkit.data.sequences``) of ``split``'s subjects, seen by a slowly
       moving camera (720 px); evidence as for ``frames``, the noise drawn independently
@@ -42,6 +42,12 @@ A data spec names one set (``parse_data_spec``):
       keypoints, its world landmarks as 3D evidence and its person mask, K from the
       sequence; frames where nobody is found on the person are not found (the set's notes
       say how many). No input=, noise=, world3d= or temporal= with render=1.
+      ``library=streams``: the long out-of-domain streams instead of the clips: 300-frame
+      takes of the test split (salsa, modern dance; ``scripts/build_sequences.py
+      --streams``), for ``frames`` up to 300. ``shift=``: cameras or bodies unlike
+      training's (``hmrkit.eval.sets.shifted_camera``): ``low`` / ``high`` (the camera
+      0.2-0.5 m / 2.8-3.5 m above the floor), ``tele`` / ``wide`` (15-25 / 85-100 degrees
+      of field of view), ``child`` / ``elder`` (random bodies of age 0.2-0.35 / 0.9-1).
   synthetic:closeups[,n=48,seed=2024,split=test,noise=realistic,batch=8,render=0]
       upper-body close-ups with hand and face ground truth: library poses of ``split``
       seen from 0.9-1.5 m (heading within +-45 degrees of the camera, 720 px, the chest
@@ -78,13 +84,18 @@ from hmrkit.errors import InputError
 
 
 SYNTHETIC_KINDS = ("frames", "rendered", "sequences", "closeups")
+# Domain shifts of a sequence set (``shift=``): cameras or bodies unlike the training's
+# (hmrkit.eval.sets.shifted_camera): low / high camera, long / short focal length,
+# children / elders.
+SHIFTS = ("none", "low", "high", "tele", "wide", "child", "elder")
 DATASET_KINDS = ("3dpw", "h36m")
 
 # Per kind: the keys a spec may set, and the defaults of those that depend on the kind.
 _KEYS = {
     "frames": ("n", "seed", "split", "input", "noise", "world3d", "batch", "occlusion", "truncation"),
     "rendered": ("n", "seed", "size", "batch", "backgrounds", "occlusion"),
-    "sequences": ("n", "frames", "seed", "split", "input", "noise", "world3d", "batch", "temporal", "render", "size"),
+    "sequences": ("n", "frames", "seed", "split", "input", "noise", "world3d", "batch", "temporal", "render", "size",
+                  "library", "shift"),
     "closeups": ("n", "seed", "split", "noise", "batch", "render"),
 }
 _DEFAULTS = {
@@ -95,7 +106,7 @@ _DEFAULTS = {
 }
 _TYPES = {"n": int, "seed": int, "split": str, "input": str, "noise": str, "world3d": float, "batch": int, "size": int, "frames": int,
           "backgrounds": str, "occlusion": float, "render": int, "temporal": int, "truncation": float, "root": str,
-          "step": int, "regressor": str}
+          "step": int, "regressor": str, "library": str, "shift": str}
 
 SPEC_HELP = ("synthetic:frames|rendered|sequences|closeups[,key=value...], 3dpw:NPZ,root=DIR or h36m:NPZ,root=DIR "
              "(see docs/eval.md)")
@@ -147,6 +158,8 @@ class SyntheticSpec:
     truncation: float = 0.0
     render: int = 0  # sequences: 1 = frames rendered and seen by MediaPipe in video mode
     temporal: int = 0  # sequences: 1 = noise correlated over frames (add_temporal_noise)
+    library: str = "clips"  # sequences: "clips" (the shipped 64-frame clips) | "streams" (300-frame test takes)
+    shift: str = "none"  # sequences: a domain shift of the cameras or bodies (SHIFTS)
 
     def __post_init__(self):
         if self.kind not in SYNTHETIC_KINDS:
@@ -194,6 +207,10 @@ class SyntheticSpec:
             raise InputError(None, f"{text!r}: size= is the side of rendered frames; add render=1")
         if spec.temporal and spec.noise != "realistic":
             raise InputError(None, f"{text!r}: temporal=1 correlates the realistic noise over frames; drop noise=clean")
+        if spec.library not in ("clips", "streams"):
+            raise InputError(None, f"{text!r}: library must be clips or streams")
+        if spec.shift not in SHIFTS:
+            raise InputError(None, f"{text!r}: shift must be one of {', '.join(SHIFTS)}")
         if spec.world3d < 0:
             raise InputError(None, f"{text!r}: world3d must be >= 0 (metres)")
         for k in ("occlusion", "truncation"):
@@ -216,6 +233,8 @@ class SyntheticSpec:
             return f"{head},seed={self.seed},split={self.split}{tail}"
         if self.kind == "sequences":
             head += f",frames={self.frames}"
+            head += ",library=streams" if self.library != "clips" else ""
+            head += f",shift={self.shift}" if self.shift != "none" else ""
             if self.render:
                 return f"{head},seed={self.seed},split={self.split},render=1,size={self.size}"
         s = f"{head},seed={self.seed},split={self.split}"
