@@ -477,10 +477,14 @@ def cmd_view(args) -> int:
     from hmrkit.viewer import serve
 
     try:
-        return serve(args.out_dir, host=args.host, port=args.port, open_browser=not args.no_browser)
+        code = serve(args.out_dir, host=args.host, port=args.port, open_browser=not args.no_browser)
     except InputError as e:
         print(f"hmrkit: {e}", file=sys.stderr)
         return 1
+    # served and stopped: exit now rather than wait on threads a stuck websocket may hold
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -783,4 +783,10 @@ def serve(where, host: str = "127.0.0.1", port: int = 8080, open_browser: bool =
         print("hmrkit view: stopped", file=sys.stderr)
         return 0
     finally:
-        viewer.stop()
+        # viser's server can take long to close a half-open websocket: give it a few seconds,
+        # not the user's terminal (the CLI then exits without waiting for its threads)
+        import threading
+
+        closer = threading.Thread(target=viewer.stop, daemon=True)
+        closer.start()
+        closer.join(5.0)
