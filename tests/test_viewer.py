@@ -450,3 +450,19 @@ def test_page_draws_the_person_upright_in_the_frustum(results, tmp_path):
         if browser is not None:
             browser.close()
         v.stop()
+
+
+def test_ctrl_c_stops_it_even_when_the_parent_ignored_sigint(results):
+    """SIGINT ignored by the parent is ignored by the child too (inherited across exec; a
+    full test run leaves it so): ``hmrkit view`` restores it, so Ctrl-C still stops it."""
+    ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
+    p = subprocess.Popen([sys.executable, "-m", "hmrkit.cli", "view", str(results), "--port", "0", "--no-browser"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=results, preexec_fn=ignore)
+    try:
+        assert "(Ctrl-C to stop)" in p.stdout.readline()
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0 and err.strip().splitlines()[-1] == "hmrkit view: stopped", err

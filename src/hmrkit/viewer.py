@@ -761,6 +761,15 @@ def serve(where, host: str = "127.0.0.1", port: int = 8080, open_browser: bool =
 
     # a browser that drops a connection mid-handshake is no error of the user's
     logging.getLogger("websockets").setLevel(logging.CRITICAL)
+    # Ctrl-C must stop it even when the parent process ignored or blocked SIGINT (both are
+    # inherited across exec: a test runner, a job launcher)
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     viewer = start(where, host, port)
     try:
         for w in viewer.warnings:
