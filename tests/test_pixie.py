@@ -231,7 +231,7 @@ def test_shipped_weights_card_and_check_figure(anny_body):
     from hmrkit.train.pixie import CHECK_SET, validate, validation_closeups
 
     path = default_weights("anny")
-    assert path.stat().st_size < 10 * 2 ** 20  # SPIN's body expert (3.8 MB) included
+    assert path.stat().st_size < 8 * 2 ** 20
     model = load_regressor(anny_body)
     card = model.card
     for key in ("seed", "steps", "train_time_s", "val", "check", "samples", "data", "model", "body_expert"):
@@ -305,3 +305,18 @@ def test_detail_anchor_keeps_the_starting_fingers(anny_body):
         out = Fitter(anny_body, cfg).fit(kp, "holistic", scenes.K, init=start)
         moved[anchor] = float(((out.params.pose[:, ax.index] - pose[:, ax.index]) ** 2).sum((-2, -1)).mean())
     assert moved[0.0] > 0.02 and moved[1e4] < 0.05 * moved[0.0], moved
+
+
+@needs_weights
+def test_shipped_weights_name_their_body_expert(anny_body, tmp_path):
+    """The shipped file leaves SPIN's tensors out and names them by a fingerprint; weights
+    trained with another SPIN are a one-line error, not a silently wrong body."""
+    from hmrkit.errors import InputError
+    from hmrkit.models.weights import load_weights, save_weights
+
+    ck = load_weights(default_weights("anny"))
+    assert not any(k.startswith("body_expert.") for k in ck["state_dict"])
+    bad = {**ck, "config": {**ck["config"], "body_expert": {"fingerprint": "0" * 64}}}
+    path = save_weights(bad, tmp_path / "pixie_anny.pt")
+    with pytest.raises(InputError, match="trained with other SPIN weights"):
+        load_regressor(anny_body, path)

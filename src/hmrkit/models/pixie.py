@@ -27,8 +27,8 @@ Works with any body whose skeleton has finger joints ``{side}_{finger}{k}`` (Ann
 SMPL-H, SMPL-X); a body without fingers gets none, one without expression none. Anny's
 facial actions live in [0, 1] (a sigmoid); a PCA expression (SMPL-X) is linear.
 
-Weights: ``hmrkit/weights/pixie_<body>.pt`` (``hmrkit-weights-1``, method ``pixie``, the
-body expert's tensors included), made by ``hmrkit train pixie`` (scripts/train_pixie.sh).
+Weights: ``hmrkit/weights/pixie_<body>.pt`` (``hmrkit-weights-1``, method ``pixie``; the
+body expert is SPIN's shipped weights, named by a fingerprint, not copied), made by ``hmrkit train pixie`` (scripts/train_pixie.sh).
 """
 
 from __future__ import annotations
@@ -264,21 +264,45 @@ class PixieRegressor(nn.Module):
 
     # ---------------------------------------------------------------- weights
     def checkpoint(self, card: dict | None = None) -> dict:
-        from hmrkit.models.weights import make_weights
+        """The shipped-weights dict (method ``pixie``). When the body expert is SPIN's
+        shipped regressor (as ``hmrkit train pixie`` makes it), its tensors (3.8 MB) are left
+        out and the config names them by a fingerprint of their values, checked when the
+        weights load; any other body expert is stored in full."""
+        from hmrkit.models.spin import default_weights as spin_weights
+        from hmrkit.models.weights import load_weights, make_weights
 
+        fp = state_fingerprint(self.body_expert.state_dict())
         cfg = {"pixie": asdict(self.config), "encoder": asdict(self.body_expert.encoder_config),
-               "head": asdict(self.body_expert.head_config)}
-        return make_weights("pixie", self.body_name, cfg, self.joint_names, self.state_dict(), card)
+               "head": asdict(self.body_expert.head_config),
+               "body_expert": {"weights": f"spin_{self.body_name}.pt", "fingerprint": fp}}
+        shipped = spin_weights(self.body_name)
+        state = self.state_dict()
+        if shipped.exists() and state_fingerprint(load_weights(shipped)["state_dict"]) == fp:
+            state = {k: v for k, v in state.items() if not k.startswith("body_expert.")}
+        return make_weights("pixie", self.body_name, cfg, self.joint_names, state, card)
 
     @staticmethod
     def from_checkpoint(body, ckpt: dict, path=None) -> "PixieRegressor":
+        """The regressor of a weights dict; its body expert from the dict when it holds one,
+        else SPIN's shipped weights, which must be the ones it was trained with."""
+        from hmrkit.errors import InputError
         from hmrkit.models.weights import check_weights, restore
 
         ckpt = check_weights(ckpt, "pixie", body, path)
         cfg = ckpt["config"]
         model = PixieRegressor(body, PixieConfig(**cfg["pixie"]), EncoderConfig(**cfg["encoder"]),
                                HeadConfig(**cfg["head"]))
-        return restore(model, ckpt, path)
+        state = dict(ckpt["state_dict"])
+        if not any(k.startswith("body_expert.") for k in state):
+            from hmrkit.models.spin import load_regressor as load_spin
+
+            spin = load_spin(body).state_dict()
+            want = cfg.get("body_expert", {}).get("fingerprint")
+            if want != state_fingerprint(spin):
+                raise InputError(path, "these PIXIE weights were trained with other SPIN weights than the shipped "
+                                       "ones; retrain them (scripts/train_pixie.sh)")
+            state.update({"body_expert." + k: v for k, v in spin.items()})
+        return restore(model, {**ckpt, "state_dict": state}, path)
 
     @staticmethod
     def from_spin(body, spin: SpinRegressor, config: PixieConfig = PixieConfig()) -> "PixieRegressor":
@@ -286,6 +310,19 @@ class PixieRegressor(nn.Module):
         model = PixieRegressor(body, config, spin.encoder_config, spin.head_config)
         model.body_expert.load_state_dict(spin.state_dict())
         return model
+
+
+def state_fingerprint(state: dict) -> str:
+    """sha256 of a state dict's names, shapes and float32 values (the same for the same
+    tensors however the file holding them was written)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().float().contiguous()
+        h.update(f"{k}:{tuple(t.shape)};".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
 
 
 def default_weights(body_name: str) -> Path:
