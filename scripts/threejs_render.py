@@ -10,6 +10,7 @@ three.js comes from .venv/share/three (scripts/fetch_threejs.py).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.server
 import shutil
 import subprocess
@@ -22,9 +23,32 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def render(glbs, out, t: float = 0.5, size=(800, 600), three=REPO / ".venv" / "share" / "three") -> Path:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None or not (Path(three) / "build" / "three.module.js").exists():
+THREE = REPO / ".venv" / "share" / "three"
+
+
+def chromium():
+    """Debian's chromium (or chromium-browser) on the PATH, or None."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@contextlib.contextmanager
+def serve_site(site):
+    """Serve the folder ``site`` over http on a free local port; yields its base URL."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def render(glbs, out, t: float = 0.5, size=(800, 600), three=THREE) -> Path:
+    if chromium() is None or not (Path(three) / "build" / "three.module.js").exists():
         raise SystemExit("needs Debian's chromium and three.js (bash scripts/setup.sh installs both)")
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp)
@@ -34,21 +58,13 @@ def render(glbs, out, t: float = 0.5, size=(800, 600), three=REPO / ".venv" / "s
         for i, g in enumerate(glbs):
             shutil.copy(g, site / f"m{i}.glb")
             names.append(f"m{i}.glb")
-
-        class Quiet(http.server.SimpleHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(site)))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
-            url = f"http://127.0.0.1:{server.server_address[1]}/index.html?glb={','.join(names)}&t={t}"
-            subprocess.run([chromium, "--headless", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-                            f"--window-size={size[0]},{size[1]}", "--virtual-time-budget=15000",
-                            f"--user-data-dir={site / 'profile'}", f"--screenshot={Path(out).resolve()}", url],
+        with serve_site(site) as base:
+            url = f"{base}/index.html?glb={','.join(names)}&t={t}"
+            subprocess.run([chromium(), "--headless", "--no-sandbox", "--use-angle=swiftshader",
+                            "--enable-unsafe-swiftshader", f"--window-size={size[0]},{size[1]}",
+                            "--virtual-time-budget=15000", f"--user-data-dir={site / 'profile'}",
+                            f"--screenshot={Path(out).resolve()}", url],
                            capture_output=True, text=True, timeout=120, check=True)
-        finally:
-            server.shutdown()
     return Path(out)
 
 

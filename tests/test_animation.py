@@ -220,16 +220,22 @@ def test_blender_imports_the_animations(capfd, tmp_path):
     assert r.returncode == 0 and len(checks) == 2 and all(" ok" in c for c in checks), r.stdout[-2000:]
 
 
-def _threejs_dir():
-    from conftest import REPO
+def _threejs():
+    """scripts/threejs_render.py: chromium, the three.js folder, a local http server."""
+    import sys
 
-    return REPO / ".venv" / "share" / "three"
+    sys.path.insert(0, str(data_path("..", "..", "scripts")))
+    import threejs_render
+
+    return threejs_render
+
+
+def _threejs_dir():
+    return _threejs().THREE
 
 
 def _chromium():
-    import shutil
-
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+    return _threejs().chromium()
 
 
 @pytest.mark.skipif(_chromium() is None or not (_threejs_dir() / "build" / "three.module.js").exists(),
@@ -239,13 +245,10 @@ def test_threejs_plays_the_animated_glb_as_hmrkit_does(anny_body, tmp_path):
     at each frame's time its bones stand where hmrkit's own forward kinematics of the motion
     puts the joints, and the skinned mesh is upright (+Y up) and person-sized."""
     import html
-    import http.server
     import json
     import re
     import shutil
     import subprocess
-    import threading
-    from functools import partial
 
     from hmrkit.io.animation import save_anim_glb
 
@@ -258,19 +261,11 @@ def test_threejs_plays_the_animated_glb_as_hmrkit_does(anny_body, tmp_path):
     frames = [0, m.num_frames // 2, m.num_frames - 1]
     times = ",".join(f"{k / m.fps:.6f}" for k in frames)
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *a):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(site)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/index.html?glb=a.glb&times={times}"
+    with _threejs().serve_site(site) as base:
+        url = f"{base}/index.html?glb=a.glb&times={times}"
         r = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
                             f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", url],
                            capture_output=True, text=True, timeout=120)
-    finally:
-        server.shutdown()
     found = re.search(r'<pre id="result">(.*?)</pre>', r.stdout, re.S)
     assert found, r.stdout[-2000:] + r.stderr[-2000:]
     res = json.loads(html.unescape(found.group(1)))
@@ -291,14 +286,11 @@ def test_threejs_plays_the_animated_glb_as_hmrkit_does(anny_body, tmp_path):
 def test_threejs_renders_the_animated_glb(anny_body, tmp_path):
     """three.js draws the skinned, animated mesh with WebGL (SwiftShader): pixels of the
     mesh's colour (render.html's first colour, 0x6fa8dc), in the shape of a standing person."""
-    import sys
-
     from PIL import Image
 
     from hmrkit.io.animation import save_anim_glb
 
-    sys.path.insert(0, str(data_path("..", "..", "scripts")))
-    from threejs_render import render
+    render = _threejs().render
 
     m = track_motions(anny_body, fake_results(anny_body))[1]
     glb = save_anim_glb(tmp_path / "a.glb", m, anny_body)

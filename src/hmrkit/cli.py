@@ -305,6 +305,15 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _probabilities_ok(args, names) -> bool:
+    """Whether every flag in ``names`` is in [0, 1]; else says which one, on stderr."""
+    for name in names:
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            print(f"hmrkit: --{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}", file=sys.stderr)
+            return False
+    return True
+
+
 def cmd_train(args) -> int:
     """Train a method's regressor on synthetic data -> OUT/<method>_<body>.pt (+ log.jsonl, last.pt)."""
     import torch
@@ -321,10 +330,8 @@ def cmd_train(args) -> int:
         if getattr(args, name) < 1:
             print(f"hmrkit: --{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}", file=sys.stderr)
             return 2
-    for name in ("labelled", "perturb", "combine", "any_orientation", "p_world3d"):
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            print(f"hmrkit: --{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}", file=sys.stderr)
-            return 2
+    if not _probabilities_ok(args, ("labelled", "perturb", "combine", "any_orientation", "p_world3d")):
+        return 2
     from hmrkit.data.synthetic import INPUT_CONVENTIONS, PoseAugment
 
     conventions = tuple(c for c in args.conventions.split(",") if c)
@@ -358,11 +365,8 @@ def cmd_train(args) -> int:
         if args.method == "pixie":
             from hmrkit.train.pixie import PixieSetConfig, PixieTrainConfig, train_pixie
 
-            for name in ("p_closeup", "p_drop", "p_degrade", "p_swap"):
-                if not 0.0 <= getattr(args, name) <= 1.0:
-                    print(f"hmrkit: --{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}",
-                          file=sys.stderr)
-                    return 2
+            if not _probabilities_ok(args, ("p_closeup", "p_drop", "p_degrade", "p_swap")):
+                return 2
             if args.real:
                 print("hmrkit: --real is for spin (its fitting loop); pixie trains on synthetic data only", file=sys.stderr)
                 return 2
@@ -390,11 +394,8 @@ def cmd_train(args) -> int:
 
             from hmrkit.train.pare import PareTrainConfig, train_pare
 
-            for name in ("p_occluder", "p_truncate", "p_mask"):
-                if not 0.0 <= getattr(args, name) <= 1.0:
-                    print(f"hmrkit: --{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}",
-                          file=sys.stderr)
-                    return 2
+            if not _probabilities_ok(args, ("p_occluder", "p_truncate", "p_mask")):
+                return 2
             if args.real:
                 print("hmrkit: --real is for spin (its fitting loop); pare trains on synthetic data only", file=sys.stderr)
                 return 2

@@ -45,7 +45,7 @@ from hmrkit.geometry.rotation import mirror_rotmat, rotmat_from_6d, rotmat_to_6d
 from hmrkit.models.encoders import EncoderConfig
 from hmrkit.models.hmr_head import HeadConfig
 from hmrkit.models.inputs import INPUT_CONVENTION, CropInputs, crop_inputs, to_input_convention
-from hmrkit.models.spin import SpinRegressor, _to_device
+from hmrkit.models.spin import SpinEstimator, SpinRegressor, _to_device
 from hmrkit.types import BodyParams, Camera, Observation, Prediction
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -367,12 +367,7 @@ class PixieEstimator:
     def from_pretrained(cls, body, weights=None, **_) -> "PixieEstimator":
         return cls(body, PixieConfigRun(weights=weights))
 
-    def crop_inputs(self, obs: Observation) -> CropInputs:
-        dtype = self.body.dtype
-        k3 = obs.body3d.to(dtype) if (obs.body3d is not None and self.config.use3d) else None
-        wh = obs.image_size.flip(-1).to(dtype)
-        return crop_inputs(obs.body.to(dtype), obs.K.to(dtype), obs.body_convention, k3, self.config.min_confidence,
-                           image_wh=wh)
+    crop_inputs = SpinEstimator.crop_inputs  # the body expert's inputs, as spin's
 
     @torch.no_grad()
     def predict(self, obs: Observation, init: BodyParams | None = None) -> Prediction:
