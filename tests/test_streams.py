@@ -1,4 +1,4 @@
-"""The out-of-domain streams (#14): the shipped 300-frame test takes, the camera and body
+"""The out-of-domain streams (#14): the shipped 300-frame test and val takes, the camera and body
 shifts of ``synthetic:sequences``, and their spec."""
 
 from __future__ import annotations
@@ -15,8 +15,12 @@ def test_the_streams_library_is_long_held_out_takes():
     from hmrkit.data.splits import split_of
 
     lib = load_sequences("anny", path=WEIGHTS_DIR / "streams_anny.npz")
-    assert len(lib) == 4 and lib.num_frames == 300 and lib.fps == 30.0
-    assert all(split_of(s) == "test" for s in lib.source)  # motions no training saw
+    assert len(lib) == 8 and lib.num_frames == 300 and lib.fps == 30.0
+    splits = [split_of(s) for s in lib.source]
+    # motions no training saw: four test takes (the benchmark), four val takes (tuning the adaptation)
+    assert splits == ["test"] * 4 + ["val"] * 4
+    # the val and test takes are different people or different dances
+    assert not set(lib.source[:4]) & set(lib.source[4:])
 
 
 def test_spec_keys_round_trip_and_errors():

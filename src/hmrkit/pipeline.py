@@ -334,7 +334,7 @@ class _Job:
         if items:
             if video and "window" in self.kinds:
                 out = self._by_windows(items)
-            elif video and "stream" in self.kinds and "image" not in self.kinds:
+            elif video and "stream" in self.kinds:
                 out = self._by_streams(items)
             else:
                 out = self._at_once(items)

@@ -8,6 +8,8 @@ the scripts build their estimators here, so a method means the same thing everyw
   pixie      PIXIE's body, hand and face experts fused by moderators: fingers and expression (``hmrkit.models.pixie``)
   NAME+fit   any method above, refined by the fitting (``Refined``); ``spin+fit`` is the
              default of ``hmrkit run`` where SPIN weights ship (Anny)
+  NAME+adapt spin, pare or maed adapted online to each video's tracks (DynaBOA,
+             ``hmrkit.adapt``; ``--adapt`` on the command line)
 
 A method's entry is a factory ``from_pretrained(body, **options)``; adding a method is one
 line here and one file that implements an estimator kind of ``hmrkit.estimate.base``.
@@ -53,6 +55,8 @@ def _pixie(body, weights=None, **_):
 
 ESTIMATORS: dict[str, Callable] = {"fit": _fit, "spin": _spin, "pare": _pare, "maed": _maed, "pixie": _pixie}
 REFINE = "+fit"
+ADAPT = "+adapt"
+ADAPTABLE = ("spin", "pare", "maed")  # hmrkit.adapt.dynaboa.ADAPTABLE
 # Started from a regressor's estimate, the fit needs half the default schedule: on the
 # synthetic sets 100 body iterations are as accurate as 200 (docs/spin.md), at half the cost.
 REFINE_FIT_ITERS = 100
@@ -66,7 +70,17 @@ REFINE_DETAIL = {"pixie": {"finger_model": "free", "detail_anchor": 10000.0, "w_
 
 def method_names() -> list[str]:
     """Every name ``build`` accepts: the base methods and their "+fit" refinements."""
-    return list(ESTIMATORS) + [m + REFINE for m in ESTIMATORS if m != "fit"]
+    return (list(ESTIMATORS) + [m + REFINE for m in ESTIMATORS if m != "fit"]
+            + [m + ADAPT for m in ADAPTABLE])
+
+
+def with_adapt(method: str, adapt: bool) -> str:
+    """``--method M --adapt`` -> "M+adapt"; a clear error when M cannot adapt."""
+    if not adapt:
+        return method
+    if method not in ADAPTABLE:
+        raise InputError(None, f"--adapt adapts a regressor online ({', '.join(ADAPTABLE)}), not {method!r}")
+    return method + ADAPT
 
 
 def has_weights(method: str, body) -> bool:
@@ -110,6 +124,14 @@ def build(method: str, body, fit_config=None, weights=None):
     learned method (None: the shipped weights)."""
     from hmrkit.estimate.base import Refined
     from hmrkit.fit.estimator import FitEstimator
+
+    if method.endswith(ADAPT):
+        base = method[:-len(ADAPT)]
+        if base not in ADAPTABLE:
+            raise InputError(None, f"unknown method {method!r}; choose from {method_names()}")
+        from hmrkit.adapt import Adapted
+
+        return Adapted(ESTIMATORS[base](body, weights=weights))
 
     base = method[:-len(REFINE)] if method.endswith(REFINE) and method != "fit" else method
     if base not in ESTIMATORS or (base != method and base == "fit"):

@@ -72,7 +72,9 @@ def run_estimator(estimator, body, inputs: EvalInputs, batch: int, progress: Opt
     (``predict_window`` of a window estimator, as ``hmrkit run`` schedules a track, with the
     clip's frames before it as context when the estimator asks, ``window_context``), the
     others are frames; each chunk starts from the last valid estimate of the previous one
-    (``init``). progress(k) after each call."""
+    (``init``). A stream estimator (online adaptation) on clips: each clip's found frames
+    one at a time, in order, after a ``reset()`` (one track per clip). progress(k) after
+    each call."""
     from hmrkit.estimate import kinds, observation_from_arrays
     from hmrkit.estimate.base import window_context
     from hmrkit.types import BodyParams
@@ -84,6 +86,8 @@ def run_estimator(estimator, body, inputs: EvalInputs, batch: int, progress: Opt
     store = {}
     seconds = 0.0
     video = bool(inputs.clips)
+    if video and "stream" in kinds(estimator) and "window" not in kinds(estimator):
+        return _run_stream(estimator, body, inputs, progress)
     if video and "window" in kinds(estimator):  # a window never outgrows the estimator's own
         batch = min(batch, int(estimator.window_size))
     C = window_context(estimator) if video else 0
@@ -147,6 +151,48 @@ def run_estimator(estimator, body, inputs: EvalInputs, batch: int, progress: Opt
         if progress is not None:
             progress(len(sel))
     if not store:  # nobody found anywhere: empty estimates of the body's shape
+        with torch.no_grad():
+            rest = body(body.mean_params(1))
+        store = {"v": rest.vertices.new_zeros((N,) + tuple(rest.vertices.shape[1:])),
+                 "j": rest.joints.new_zeros((N,) + tuple(rest.joints.shape[1:])), "f": rest.faces}
+    return Estimates(store["v"], store["j"], store["f"], valid, px, seconds)
+
+
+def _run_stream(estimator, body, inputs: EvalInputs, progress: Optional[Callable] = None) -> Estimates:
+    """Each clip through ``estimator.step`` frame by frame, reset at every clip."""
+    from hmrkit.estimate import observation_from_arrays
+
+    N = len(inputs)
+    found = inputs.found.bool()
+    valid = torch.zeros(N, dtype=torch.bool)
+    px = torch.full((N,), math.nan, dtype=torch.float64)
+    store, seconds = {}, 0.0
+    for a, b in inputs.clips:
+        estimator.reset()
+        for i in range(a, b):
+            if not bool(found[i]):
+                continue
+            k3 = None if inputs.keypoints3d is None else inputs.keypoints3d[i:i + 1]
+            obs = observation_from_arrays(inputs.keypoints2d[i:i + 1], inputs.convention, inputs.K[i:i + 1], kp3d=k3,
+                                          image_size=inputs.image_size[i:i + 1], frame_index=[i])
+            if inputs.mask is not None:
+                obs = replace(obs, mask=inputs.mask[i:i + 1], mask_box=inputs.mask_box[i:i + 1])
+            t0 = time.perf_counter()
+            pred = estimator.step(obs)
+            seconds += time.perf_counter() - t0
+            with torch.no_grad():
+                out = pred.output if pred.output is not None else body(pred.params)
+            if not store:
+                store["v"] = torch.zeros((N,) + tuple(out.vertices.shape[1:]), dtype=out.vertices.dtype)
+                store["j"] = torch.zeros((N,) + tuple(out.joints.shape[1:]), dtype=out.joints.dtype)
+                store["f"] = out.faces
+            store["v"][i] = out.vertices[0].detach().cpu().to(store["v"].dtype)
+            store["j"][i] = out.joints[0].detach().cpu().to(store["j"].dtype)
+            valid[i] = bool(pred.valid[0])
+            px[i] = float(pred.px_error[0])
+            if progress is not None:
+                progress(1)
+    if not store:
         with torch.no_grad():
             rest = body(body.mean_params(1))
         store = {"v": rest.vertices.new_zeros((N,) + tuple(rest.vertices.shape[1:])),

@@ -46,6 +46,7 @@ from hmrkit.models.encoders import EncoderConfig
 from hmrkit.models.hmr_head import HeadConfig
 from hmrkit.models.inputs import INPUT_CONVENTION, CropInputs, crop_inputs, to_input_convention
 from hmrkit.models.spin import SpinEstimator, SpinRegressor, _to_device
+from hmrkit.models.weights import state_fingerprint  # noqa: F401  (re-exported: it used to live here)
 from hmrkit.types import BodyParams, Camera, Observation, Prediction
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -312,17 +313,6 @@ class PixieRegressor(nn.Module):
         return model
 
 
-def state_fingerprint(state: dict) -> str:
-    """sha256 of a state dict's names, shapes and float32 values (the same for the same
-    tensors however the file holding them was written)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for k in sorted(state):
-        t = state[k].detach().cpu().float().contiguous()
-        h.update(f"{k}:{tuple(t.shape)};".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
 
 
 def default_weights(body_name: str) -> Path:

@@ -126,3 +126,16 @@ def load_model(method: str, body, path, default: Path, from_checkpoint):
         raise InputError(path, f"no {method.upper()} weights for the {body.name!r} body model (hmrkit ships them "
                                f"for anny; train them with `hmrkit train {method}`)")
     return from_checkpoint(body, load_weights(path), path).to(body.dtype).eval()
+
+
+def state_fingerprint(state: dict) -> str:
+    """sha256 of a state dict's names, shapes and float32 values (the same for the same
+    tensors however the file holding them was written)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().float().contiguous()
+        h.update(f"{k}:{tuple(t.shape)};".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
