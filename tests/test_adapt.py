@@ -231,7 +231,7 @@ def test_bank_round_trip_and_fingerprint(anny_body, tmp_path):
     assert [bank.nearest(f) for f in feats] == bank.cluster.tolist()
 
 
-@pytest.mark.parametrize("method", ["spin", "maed"])
+@pytest.mark.parametrize("method", ["spin", "pare", "maed"])
 def test_shipped_banks_match_the_shipped_weights(anny_body, method):
     """Rebuild the bank (scripts/build_exemplars.py) whenever the weights change."""
     from hmrkit.models.weights import state_fingerprint
@@ -240,3 +240,26 @@ def test_shipped_banks_match_the_shipped_weights(anny_body, method):
     bank = load_bank(method, anny_body, state_fingerprint(est.model.state_dict()))
     assert bank.card["split"] == "train" and len(bank) == 128
     assert default_bank(method, "anny").stat().st_size < 400_000
+
+
+def test_run_adapt_on_a_keypoint_video(anny_body, stream, tmp_path, capfd):
+    """``hmrkit run --method spin --adapt`` on a keypoint video: every frame estimated by
+    the adapted regressor; ``--adapt`` on a method that cannot adapt is a one-line error."""
+    import numpy as np
+
+    from conftest import one_line_error, run_cli
+    from hmrkit.detect.readers import write_evidence_npz
+
+    _, data = stream
+    x = data.inputs
+    T = 12
+    path = write_evidence_npz(tmp_path / "clip.npz", x.keypoints2d[:T, None].numpy(), x.convention,
+                              tuple(int(v) for v in x.image_size[0]), cam_K=x.K[:T].numpy(), fps=30)
+    code, out, err = run_cli(capfd, "--keypoints", path, "--out", tmp_path / "out", "--method", "spin", "--adapt",
+                             "--no-overlay")
+    assert code == 0, err
+    with np.load(tmp_path / "out" / "clip.npz", allow_pickle=False) as z:
+        assert str(z["method"]) == "spin+adapt" and z["valid"].shape == (T, 1) and z["valid"].all()
+    code, out, err = run_cli(capfd, "--keypoints", path, "--out", tmp_path / "out2", "--method", "fit", "--adapt")
+    assert code == 2
+    one_line_error(err, "--adapt adapts a regressor")

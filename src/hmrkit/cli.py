@@ -122,11 +122,29 @@ def _progress(paths, total=None):
     return tqdm(paths, total=total, desc="hmrkit", unit="input", disable=None)
 
 
+def _apply_adapt(args, default: str) -> bool:
+    """``--method M --adapt`` -> args.method = "M+adapt" (M: ``default`` when not given);
+    False (after a one-line error) when M cannot adapt."""
+    if not getattr(args, "adapt", False):
+        return True
+    from hmrkit.errors import InputError
+    from hmrkit.estimate import with_adapt
+
+    try:
+        args.method = with_adapt(args.method or default, True)
+    except InputError as e:
+        print(f"hmrkit: {e}", file=sys.stderr)
+        return False
+    return True
+
+
 def cmd_run(args) -> int:
     from hmrkit.errors import InputError
     from hmrkit.estimate import method_names
     from hmrkit.pipeline import RunConfig, run
 
+    if not _apply_adapt(args, "spin"):
+        return 2
     if args.method is not None and args.method not in method_names():
         print(f"hmrkit: unknown method {args.method!r}; choose from {method_names()}", file=sys.stderr)
         return 2
@@ -232,6 +250,8 @@ def cmd_eval(args) -> int:
     from hmrkit.eval.protocols import DatasetSpec, evaluate, parse_data_spec, read_dataset, spec_frames
     from hmrkit.estimate import method_names
 
+    if not _apply_adapt(args, "spin"):
+        return 2
     if args.method not in method_names():
         print(f"hmrkit: unknown method {args.method!r}; choose from {method_names()}", file=sys.stderr)
         return 2
@@ -502,6 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "weights ship, i.e. for Anny), spin (the regressor alone, fastest) or fit (fitting "
                             "from the mean body; the default for SMPL-family bodies)")
         q.add_argument("--weights", default=None, help="regressor weights for spin, pare, maed, pixie (and their +fit) (default: the shipped ones)")
+        q.add_argument("--adapt", action="store_true",
+                       help="adapt the regressor (spin, pare, maed; default spin) online to each video's tracks "
+                            "(DynaBOA; docs/dynaboa.md): --method spin --adapt")
         q.add_argument("--focal", type=float, default=None, help="focal length in pixels")
         q.add_argument("--fov", type=float, default=None, help="field of view over the larger side, degrees")
         q.add_argument("--no-overlay", action="store_true", help="skip overlay pictures/videos")
@@ -552,6 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--method", default="fit", help="fit | spin | spin+fit (hmrkit.estimate)")
     e.add_argument("--weights", default=None, help="regressor weights for spin, pare, maed, pixie (and their +fit) (default: the shipped ones)")
+    e.add_argument("--adapt", action="store_true",
+                   help="adapt the regressor (spin, pare, maed) online to each clip (DynaBOA; docs/dynaboa.md)")
     e.add_argument("--data", nargs="+", default=["synthetic:frames,noise=clean", "synthetic:frames,noise=realistic"],
                    help="one or more data specs (below)")
     e.add_argument("--body", default="anny", choices=["anny", "smpl", "smplh", "smplx"],

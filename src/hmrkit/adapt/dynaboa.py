@@ -70,6 +70,7 @@ class AdaptConfig:
     motion_gap: int = 5  # r: the motion loss's frame, this many frames back
     teacher_keep: float = 0.1  # teacher = keep * teacher + (1 - keep) * network, after each update
     exemplars_per_step: int = 1
+    replay: bool = False  # the upper level's 2D and prior terms also on the motion frame (r back)
     dynamic_threshold: float = 3.1e-4  # 1 - cosine of the frame's feature before and after an update
     max_extra_steps: int = 7
     # the ablations
@@ -222,16 +223,21 @@ class Adapted:
         return replace(self.base.predict(obs, init), method=self.name)
 
     # ------------------------------------------------------------------ losses
-    def _frame_terms(self, inputs: CropInputs, head: HeadOutput) -> dict:
-        """Per-frame (R,) 2D and prior terms, and the projections (R, 33, 2) px."""
+    def _frame_terms(self, inputs: CropInputs, head: HeadOutput, extra: Optional[BodyParams] = None) -> dict:
+        """Per-frame (R,) 2D and prior terms, and the projections (R, 33, 2) px; with
+        ``extra`` params (the exemplars'), their keypoints too ("extra X"), in the same
+        body-model call."""
         params = self.net.params(inputs, head)
-        X = self.body.forward_keypoints(params, (INPUT_CONVENTION,))[INPUT_CONVENTION]
+        R = params.batch_size
+        both = params if extra is None else BodyParams.cat([params, extra])
+        X_all = self.body.forward_keypoints(both, (INPUT_CONVENTION,))[INPUT_CONVENTION]
+        X = X_all[:R]
         uv = project(X, inputs.K.to(X.dtype))
         conf = inputs.kp[..., 2] * self.valid_kp.to(X.dtype)
         l2d = (conf[..., None] * (to_crop(uv, inputs) - inputs.kp[..., :2]) ** 2).mean((1, 2))
         pose = self.pose_prior(head.pose) if self.pose_prior is not None else l2d.new_zeros(l2d.shape)
         shape = self.shape_prior(head.shape)
-        return {"2d": l2d, "pose": pose, "shape": shape, "uv": uv, "conf": conf}
+        return {"2d": l2d, "pose": pose, "shape": shape, "uv": uv, "conf": conf, "extra X": X_all[R:]}
 
     def _own_loss(self, terms: dict, i: int = 0) -> Tensor:
         c = self.config
@@ -250,16 +256,20 @@ class Adapted:
         return (((head.global_orient[:1] - teacher.global_orient) ** 2).mean() + ((head.pose[:1] - teacher.pose) ** 2).mean()
                 + ((head.shape[:1] - teacher.shape) ** 2).mean())
 
-    def _exemplar_loss(self, idx: Tensor) -> Tensor:
-        """SPIN's supervised losses on exemplars ``idx``: 2D on their detections' exact
-        projections, root-relative 3D keypoints, pose and shape (SPIN's relative weights)."""
-        from hmrkit.train.data import root_relative
-
+    def _exemplar_head(self, idx: Tensor) -> tuple:
+        """(CropInputs, HeadOutput, BodyParams) of the network on exemplars ``idx``."""
         b = self.bank
         inputs = self.net.exemplar_inputs(b.kp[idx], b.K[idx], b.image_size)
         _, head = self.net.encode_frames(self.net.module, inputs)
-        params = self.net.params(inputs, head)
-        X = self.body.forward_keypoints(params, (INPUT_CONVENTION,))[INPUT_CONVENTION]
+        return inputs, head, self.net.params(inputs, head)
+
+    def _exemplar_loss(self, idx: Tensor, inputs: CropInputs, head: HeadOutput, X: Tensor) -> Tensor:
+        """SPIN's supervised losses on exemplars ``idx`` (the network's head output and
+        mediapipe33 keypoints X on them): 2D against their exact projections, root-relative
+        3D keypoints, pose and shape (SPIN's relative weights)."""
+        from hmrkit.train.data import root_relative
+
+        b = self.bank
         uv_true = project(b.X[idx].to(X.dtype), inputs.K)
         conf = self.valid_kp.to(X.dtype).expand(len(idx), -1)
         l2d = (conf[..., None] * (to_crop(project(X, inputs.K), inputs) - to_crop(uv_true, inputs)) ** 2).mean()
@@ -281,8 +291,9 @@ class Adapted:
             out.append(run)
         return out
 
-    def _bilevel(self, fi: int, feat_before: Tensor) -> Tensor:
-        """One bilevel update on frame ``fi``; returns the frame's feature after it."""
+    def _bilevel(self, fi: int, feat_before: Tensor) -> tuple:
+        """One bilevel update on frame ``fi``; returns the network's (feature, HeadOutput,
+        CropInputs) on the frame after it."""
         c = self.config
         m = self.net.module
         ps = self.params_list
@@ -300,17 +311,22 @@ class Adapted:
         back = fi - c.motion_gap
         frames = [fi] + ([back] if back in self.history else [])
         _, head, inputs = self.net.encode_ending(m, self._runs(frames))
-        terms = self._frame_terms(inputs, head)
+        ex = None
+        if self.bank is not None and c.w_exemplar:
+            idx = self.bank.draw(self.bank.nearest(feat_before), c.exemplars_per_step, self.generator)
+            ex = self._exemplar_head(idx)
+        terms = self._frame_terms(inputs, head, None if ex is None else ex[2])
         loss = self._own_loss(terms)
+        if c.replay and len(frames) > 1:
+            loss = 0.5 * (loss + self._own_loss(terms, 1))
         if len(frames) > 1 and c.w_motion:
             loss = loss + c.w_motion * self._motion_loss(inputs, terms)
         if c.teacher and c.w_teacher:
             with torch.no_grad():
                 _, th, _ = self.net.encode_ending(self.teacher, self._runs([fi]))
             loss = loss + c.w_teacher * self._teacher_loss(head, th)
-        if self.bank is not None and c.w_exemplar:
-            idx = self.bank.draw(self.bank.nearest(feat_before), c.exemplars_per_step, self.generator)
-            loss = loss + c.w_exemplar * self._exemplar_loss(idx)
+        if ex is not None:
+            loss = loss + c.w_exemplar * self._exemplar_loss(idx, ex[0], ex[1], terms["extra X"])
         grads = torch.autograd.grad(loss, ps, allow_unused=True)
         with torch.no_grad():  # first order: the probed weights' gradient updates the real ones
             for p, s, g in zip(ps, saved, grads):
@@ -324,8 +340,7 @@ class Adapted:
                 t.mul_(k).add_(p.detach(), alpha=1 - k)
         self.updates += 1
         with torch.no_grad():
-            f, _, _ = self.net.encode_ending(m, self._runs([fi]))
-        return f
+            return self.net.encode_ending(m, self._runs([fi]))
 
     def _why_not_learn(self, obs: Observation, inputs: CropInputs, source_err: float, valid: bool) -> Optional[str]:
         c = self.config
@@ -368,10 +383,11 @@ class Adapted:
         kp, _ = to_input_convention(obs.body.to(params.transl.dtype), obs.body_convention)
         flat = replace(obs, body=kp, body_convention=INPUT_CONVENTION, body3d=None)
         valid = bool((kp[0, :, 2] >= c.min_confidence).sum() >= c.min_keypoints)
-        err = float(body_px_error(self.body, params, flat, c.min_confidence)[0])
-        with torch.no_grad():
-            _, sh, _ = self.net.encode_ending(self.source, self._runs([fi]))
-            src_err = float(body_px_error(self.body, self.net.params(inputs, sh), flat, c.min_confidence)[0])
+        src_err = math.nan
+        if valid:
+            with torch.no_grad():
+                _, sh, _ = self.net.encode_ending(self.source, self._runs([fi]))
+                src_err = float(body_px_error(self.body, self.net.params(inputs, sh), flat, c.min_confidence)[0])
         why = self._why_not_learn(obs, inputs, src_err, valid)
         if why is not None:
             self.skipped[why] += 1
@@ -380,16 +396,15 @@ class Adapted:
             with Timer(timings, "adapt"):
                 before = feat
                 for k in range(1 + (c.max_extra_steps if c.dynamic else 0)):
-                    after = self._bilevel(fi, before)
+                    after, head, inputs = self._bilevel(fi, before)
                     moved = 1 - float(torch.nn.functional.cosine_similarity(before, after, dim=-1)[0])
                     before = after
                     if moved <= c.dynamic_threshold:
                         break
                 with torch.no_grad():
-                    feat, head, inputs = self.net.encode_ending(m, self._runs([fi]))
                     params = self.net.params(inputs, head)
             self.last_learned = (fi, inputs.center[0].detach().clone(), float(inputs.size[0]))
-            err = float(body_px_error(self.body, params, flat, c.min_confidence)[0])
+        err = float(body_px_error(self.body, params, flat, c.min_confidence)[0]) if valid else math.nan
         px = torch.tensor([err if valid else math.nan], dtype=params.transl.dtype)
         return Prediction(params=params.detach(), camera=Camera(K=obs.K.to(params.transl.dtype)),
                           valid=torch.tensor([valid]), px_error=px, method=self.name, timings=timings,
