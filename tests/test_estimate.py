@@ -77,8 +77,16 @@ def test_contract_batch_equals_loop(estimator, scenes):
 
 def test_contract_window_kind(estimator, scenes):
     obs = _obs(scenes).stack_time()  # one window of 3 frames
-    if "window" not in kinds(estimator):  # an image estimator: the pipeline batches its frames
-        assert estimator.name in ("spin", "pare", "pixie") and not hasattr(estimator, "predict_window")
+    if "stream" in kinds(estimator):  # online adaptation: a track frame by frame, from a reset
+        estimator.reset()
+        from dataclasses import replace
+
+        preds = [estimator.step(replace(obs[0, t:t + 1].flatten(), frame_index=torch.tensor([t]))) for t in range(3)]
+        assert all(p.batch_size == 1 and p.method == estimator.name and bool(p.valid[0]) for p in preds)
+        estimator.reset()
+    if "window" not in kinds(estimator):  # an image (or stream) estimator: the pipeline batches its frames
+        assert estimator.name in ("spin", "pare", "pixie") or estimator.name.endswith("+adapt")
+        assert not hasattr(estimator, "predict_window")
         return
     pred = estimator.predict_window(obs)
     assert pred.batch_size == 3 and pred.px_error.shape == (3,)

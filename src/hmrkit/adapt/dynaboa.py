@@ -56,23 +56,24 @@ ADAPTABLE = ("spin", "pare", "maed")
 
 @dataclass(frozen=True)
 class AdaptConfig:
-    """DynaBOA's values (METHODS.md, from the authors' code) unless docs/dynaboa.md says why not."""
+    """DynaBOA's values (METHODS.md, from the authors' code) except lr, max_extra_steps,
+    w_exemplar and replay, tuned on the val streams (docs/dynaboa.md says why)."""
 
-    lr: float = 3e-6  # upper level: Adam, betas (0.5, 0.9)
+    lr: float = 2e-4  # upper level: Adam, betas (0.5, 0.9) (paper 3e-6)
     lr_probe: float = 8e-6  # lower level: plain SGD
     probe_steps: int = 1
     w_2d: float = 10.0
     w_shape_prior: float = 2e-6
     w_pose_prior: float = 1e-4
-    w_exemplar: float = 0.1
+    w_exemplar: float = 0.02  # (paper 0.1)
     w_teacher: float = 0.1
     w_motion: float = 0.8
     motion_gap: int = 5  # r: the motion loss's frame, this many frames back
     teacher_keep: float = 0.1  # teacher = keep * teacher + (1 - keep) * network, after each update
     exemplars_per_step: int = 1
-    replay: bool = False  # the upper level's 2D and prior terms also on the motion frame (r back)
+    replay: bool = True  # the upper level's 2D and prior terms also on the motion frame, r back (paper: no)
     dynamic_threshold: float = 3.1e-4  # 1 - cosine of the frame's feature before and after an update
-    max_extra_steps: int = 7
+    max_extra_steps: int = 1  # (paper 7): at most 2 updates a frame, for 5 fps on 2 cores
     # the ablations
     exemplars: bool = True
     teacher: bool = True
@@ -93,6 +94,11 @@ def _head_select(h: HeadOutput, idx) -> HeadOutput:
 def _head_cat(hs: list) -> HeadOutput:
     return HeadOutput(torch.cat([h.global_orient for h in hs]), torch.cat([h.pose for h in hs]),
                       torch.cat([h.shape for h in hs]), torch.cat([h.cam for h in hs]), ())
+
+
+def _inputs_select(x: CropInputs, idx) -> CropInputs:
+    return CropInputs(x.kp[idx], None if x.kp3d is None else x.kp3d[idx], x.center[idx], x.size[idx], x.K[idx],
+                      x.bbox_info[idx])
 
 
 def _inputs_cat(xs: list) -> CropInputs:
@@ -155,17 +161,18 @@ class Network:
             inputs = self.inputs(obs)
             f, head = self.encode_frames(module, inputs, obs)
             return f, head, inputs
-        fs, hs, ins = [], [], []
-        for run in frames:
-            obs = Observation.cat(run[-self.window:])
+        runs = [run[-self.window:] for run in frames]
+        out = [None] * len(runs)
+        for n in sorted({len(r) for r in runs}):  # windows of one length in one call
+            which = [i for i, r in enumerate(runs) if len(r) == n]
+            obs = Observation.cat([o for i in which for o in runs[i]])
             inputs = self.inputs(obs)
-            f, head = module.encode(inputs, len(run[-self.window:]))
-            last = [inputs.kp.shape[0] - 1]
-            fs.append(f.pooled[last])
-            hs.append(_head_select(head, last))
-            ins.append(CropInputs(inputs.kp[last], None if inputs.kp3d is None else inputs.kp3d[last],
-                                  inputs.center[last], inputs.size[last], inputs.K[last], inputs.bbox_info[last]))
-        return torch.cat(fs), _head_cat(hs), _inputs_cat(ins)
+            f, head = module.encode(inputs, n)
+            for j, i in enumerate(which):
+                last = [j * n + n - 1]
+                out[i] = (f.pooled[last], _head_select(head, last), _inputs_select(inputs, last))
+        return (torch.cat([o[0] for o in out]), _head_cat([o[1] for o in out]),
+                _inputs_cat([o[2] for o in out]))
 
     def params(self, inputs: CropInputs, head: HeadOutput) -> BodyParams:
         return self.module.params(self.body, inputs, head)
