@@ -43,8 +43,8 @@ A data spec names one set (``parse_data_spec``):
       sequence; frames where nobody is found on the person are not found (the set's notes
       say how many). No input=, noise=, world3d= or temporal= with render=1.
       ``library=streams``: the long out-of-domain streams instead of the clips: 300-frame
-      takes of the test split (salsa, modern dance; ``scripts/build_sequences.py
-      --streams``), for ``frames`` up to 300. ``shift=``: cameras or bodies unlike
+      takes of the test split (salsa, modern dance; ``split=val``: four val takes, for
+      tuning; ``scripts/build_sequences.py --streams``), for ``frames`` up to 300. ``shift=``: cameras or bodies unlike
       training's (``hmrkit.eval.sets.shifted_camera``): ``low`` / ``high`` (the camera
       0.2-0.5 m / 2.8-3.5 m above the floor), ``tele`` / ``wide`` (15-25 / 85-100 degrees
       of field of view), ``child`` / ``elder`` (random bodies of age 0.2-0.35 / 0.9-1).
@@ -158,7 +158,7 @@ class SyntheticSpec:
     truncation: float = 0.0
     render: int = 0  # sequences: 1 = frames rendered and seen by MediaPipe in video mode
     temporal: int = 0  # sequences: 1 = noise correlated over frames (add_temporal_noise)
-    library: str = "clips"  # sequences: "clips" (the shipped 64-frame clips) | "streams" (300-frame test takes)
+    library: str = "clips"  # sequences: "clips" (the shipped 64-frame clips) | "streams" (300-frame test and val takes)
     shift: str = "none"  # sequences: a domain shift of the cameras or bodies (SHIFTS)
 
     def __post_init__(self):
