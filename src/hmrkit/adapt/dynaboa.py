@@ -207,10 +207,6 @@ class Adapted:
         self.frames, self.updates, self.skipped = 0, 0, Counter()
         self.reset()
 
-    @classmethod
-    def wrap(cls, base, **changes) -> "Adapted":
-        return cls(base, replace(AdaptConfig(), **changes))
-
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         """The shipped weights, a fresh optimiser and teacher, no history."""
