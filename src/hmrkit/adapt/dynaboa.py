@@ -108,13 +108,6 @@ def _inputs_cat(xs: list) -> CropInputs:
                       torch.cat([x.bbox_info for x in xs]))
 
 
-class _NoMask:
-    mask = None
-
-
-_NO_MASK = _NoMask()  # what an exemplar is to pare's encode: no person mask
-
-
 class Network:
     """The adaptable part of a regressor estimator (spin, pare, maed): its network, how
     to build its inputs and how to run it on frames or causal windows, with any copy of
@@ -144,12 +137,7 @@ class Network:
         if self.name == "maed":
             f, head = module.encode(inputs, 1)
             return f.pooled, head
-        own = self.estimator.model
-        self.estimator.model = module  # the estimator's encode reads its own network (pare: the mask too)
-        try:
-            f, head = self.estimator.encode(inputs, obs if obs is not None else _NO_MASK)
-        finally:
-            self.estimator.model = own
+        f, head = self.estimator.encode(inputs, obs, model=module)  # no obs (an exemplar): no person mask
         return f.pooled, head
 
     def encode_ending(self, module, frames: list) -> tuple:

@@ -273,11 +273,12 @@ class PareEstimator(SpinEstimator):
     def from_pretrained(cls, body, weights=None, **_) -> "PareEstimator":
         return cls(body, SpinConfig(weights=weights))
 
-    def encode(self, inputs: CropInputs, obs) -> tuple:
+    def encode(self, inputs: CropInputs, obs=None, model=None) -> tuple:
+        model = self.model if model is None else model
         mask = None
-        if obs.mask is not None:
+        if obs is not None and obs.mask is not None:
             dev = inputs.center.device
-            mask = mask_in_crop(obs.mask.to(dev), obs.mask_box.to(dev), inputs.center, inputs.size, self.model.config.map_resolution)
-        out = self.model(inputs, mask)
+            mask = mask_in_crop(obs.mask.to(dev), obs.mask_box.to(dev), inputs.center, inputs.size, model.config.map_resolution)
+        out = model(inputs, mask)
         feats = Features(pooled=out.features.flatten(1), tokens=out.features, volume=out.volume)
         return feats, out.head

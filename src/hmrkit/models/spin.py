@@ -138,10 +138,11 @@ class SpinEstimator:
         return crop_inputs(obs.body.to(dtype), obs.K.to(dtype), obs.body_convention, k3, self.config.min_confidence,
                            image_wh=wh)
 
-    def encode(self, inputs: CropInputs, obs: Observation) -> tuple:
+    def encode(self, inputs: CropInputs, obs: Observation | None = None, model=None) -> tuple:
         """(Features, HeadOutput) of the network on ``inputs`` (on the network's device);
-        ``obs`` is the flattened observation they came from (for other evidence)."""
-        return self.model.encode(inputs)
+        ``obs`` is the flattened observation they came from (for other evidence; None: none),
+        ``model`` another copy of the network to run (DynaBOA's adapted or teacher copy)."""
+        return (self.model if model is None else model).encode(inputs)
 
     @torch.no_grad()
     def predict(self, obs: Observation, init: BodyParams | None = None) -> Prediction:
