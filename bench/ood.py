@@ -1,7 +1,7 @@
 """The out-of-domain streams (#14, DynaBOA's benchmark): long test-split takes under camera
 and body shifts, for the regressors as they are (docs/eval.md, "Out-of-domain streams").
 
-    .venv/bin/python bench/ood.py [--methods spin maed] [--shifts none low high tele wide child elder] [--n 4]
+    .venv/bin/python bench/ood.py [--methods spin maed] [--shifts none low high tele wide child elder noisy] [--n 4]
 
 Each set is ``synthetic:sequences,library=streams,frames=300,temporal=1,shift=S``: n of the
 four 300-frame test takes (salsa, modern dance: motions no training saw), realistic
@@ -21,7 +21,7 @@ import torch
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", nargs="+", default=["spin", "maed"])
-    ap.add_argument("--shifts", nargs="+", default=["none", "low", "high", "tele", "wide", "child", "elder"])
+    ap.add_argument("--shifts", nargs="+", default=["none", "low", "high", "tele", "wide", "child", "elder", "noisy"])
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)

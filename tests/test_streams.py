@@ -59,3 +59,40 @@ def test_shifts_change_the_cameras_and_bodies(anny_body):
 
     low, level, high = torso_up_z("low"), torso_up_z("none"), torso_up_z("high")
     assert low > level + 0.08 and high < level - 0.2, (low, level, high)
+
+
+def test_noisier_scales_jitter_gross_errors_and_swaps():
+    from hmrkit.data.synthetic import NoiseConfig
+
+    base = NoiseConfig.realistic()
+    two = base.noisier(2.0)
+    for name in ("torso", "limbs", "extremities", "hands"):
+        for state in ("visible", "back", "hidden", "boxed"):
+            a, b = getattr(base, name).state(state), getattr(two, name).state(state)
+            assert b.jitter == pytest.approx(2 * a.jitter) and b.gross == pytest.approx(min(1.0, 2 * a.gross))
+            assert (b.low_conf, b.drop, b.tail) == (a.low_conf, a.drop, a.tail)
+    assert two.swap == pytest.approx(2 * base.swap) and two.hand_swap == pytest.approx(2 * base.hand_swap)
+    assert base.noisier(1000.0).limbs.hidden.gross == 1.0  # a probability stays one
+    assert base.noisier(1.0) == base
+
+
+def test_noisy_shift_doubles_the_detector_error_on_the_same_people(anny_body):
+    from hmrkit.eval.protocols import build_synthetic
+
+    def built(extra):
+        return build_synthetic(anny_body, SyntheticSpec.parse(
+            f"synthetic:sequences,library=streams,frames=30,n=2,{extra}"))
+
+    clean, none, noisy = built("noise=clean"), built("shift=none"), built("shift=noisy")
+    assert torch.equal(none.params.pose, noisy.params.pose) and torch.equal(clean.params.pose, noisy.params.pose)
+    seen = (clean.inputs.keypoints2d[..., 2] > 0) & (none.inputs.keypoints2d[..., 2] > 0) & \
+        (noisy.inputs.keypoints2d[..., 2] > 0)
+
+    def err(d):
+        return float((d.inputs.keypoints2d[..., :2] - clean.inputs.keypoints2d[..., :2]).norm(dim=-1)[seen].median())
+
+    ratio = err(noisy) / err(none)
+    assert 1.6 < ratio < 2.4, ratio
+    for bad in ("shift=noisy,noise=clean", "shift=noisy,render=1"):
+        with pytest.raises(InputError, match="shift=noisy"):
+            SyntheticSpec.parse(f"synthetic:sequences,{bad}")

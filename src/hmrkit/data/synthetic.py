@@ -311,6 +311,25 @@ class NoiseConfig:
             face_turn=(0.4, 0.95),
         )
 
+    def noisier(self, k: float = 2.0) -> "NoiseConfig":
+        """This noise with every keypoint's fine jitter (each group, each visibility state)
+        and every gross-error and left/right swap probability (body, legs, hands) times
+        ``k``, probabilities at most 1: a detector ``k`` times as bad as this one, e.g.
+        ``NoiseConfig.realistic().noisier(2)`` (the ``noisy`` domain shift of
+        ``synthetic:sequences``). Confidences and dropouts are unchanged."""
+        from dataclasses import fields, replace
+
+        def kp(n: KeypointNoise | None) -> KeypointNoise | None:
+            return None if n is None else replace(n, jitter=n.jitter * k, gross=min(1.0, n.gross * k))
+
+        groups = {}
+        for name in GROUPS:
+            g = getattr(self, name)
+            if g is not None:
+                groups[name] = GroupNoise(**{f.name: kp(getattr(g, f.name)) for f in fields(GroupNoise)})
+        return replace(self, jitter=self.jitter * k, swap=min(1.0, self.swap * k),
+                       swap_legs=min(1.0, self.swap_legs * k), hand_swap=min(1.0, self.hand_swap * k), **groups)
+
 
 @dataclass(frozen=True)
 class SyntheticBatch:

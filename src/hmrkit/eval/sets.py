@@ -42,7 +42,10 @@ def _world_landmarks(body, out, sigma: float, seed: int) -> Tensor:
 def _noise(spec: SyntheticSpec):
     from hmrkit.data.synthetic import NoiseConfig
 
-    return NoiseConfig.clean() if spec.noise == "clean" else NoiseConfig.realistic()
+    if spec.noise == "clean":
+        return NoiseConfig.clean()
+    noise = NoiseConfig.realistic()
+    return noise.noisier(2.0) if getattr(spec, "shift", "none") == "noisy" else noise
 
 
 # The frames set's scenes: SceneConfig's defaults (720 px, 2.5-6 m, 40-70 degree field of

@@ -47,7 +47,9 @@ A data spec names one set (``parse_data_spec``):
       tuning; ``scripts/build_sequences.py --streams``), for ``frames`` up to 300. ``shift=``: cameras or bodies unlike
       training's (``hmrkit.eval.sets.shifted_camera``): ``low`` / ``high`` (the camera
       0.2-0.5 m / 2.8-3.5 m above the floor), ``tele`` / ``wide`` (15-25 / 85-100 degrees
-      of field of view), ``child`` / ``elder`` (random bodies of age 0.2-0.35 / 0.9-1).
+      of field of view), ``child`` / ``elder`` (random bodies of age 0.2-0.35 / 0.9-1),
+      ``noisy`` (a detector twice as bad: ``NoiseConfig.realistic().noisier(2)``, jitter,
+      gross errors and left/right swaps doubled; realistic noise only).
   synthetic:closeups[,n=48,seed=2024,split=test,noise=realistic,batch=8,render=0]
       upper-body close-ups with hand and face ground truth: library poses of ``split``
       seen from 0.9-1.5 m (heading within +-45 degrees of the camera, 720 px, the chest
@@ -86,8 +88,8 @@ from hmrkit.errors import InputError
 SYNTHETIC_KINDS = ("frames", "rendered", "sequences", "closeups")
 # Domain shifts of a sequence set (``shift=``): cameras or bodies unlike the training's
 # (hmrkit.eval.sets.shifted_camera): low / high camera, long / short focal length,
-# children / elders.
-SHIFTS = ("none", "low", "high", "tele", "wide", "child", "elder")
+# children / elders; or a detector twice as noisy as the calibrated one (noisy).
+SHIFTS = ("none", "low", "high", "tele", "wide", "child", "elder", "noisy")
 DATASET_KINDS = ("3dpw", "h36m")
 
 # Per kind: the keys a spec may set, and the defaults of those that depend on the kind.
@@ -211,6 +213,9 @@ class SyntheticSpec:
             raise InputError(None, f"{text!r}: library must be clips or streams")
         if spec.shift not in SHIFTS:
             raise InputError(None, f"{text!r}: shift must be one of {', '.join(SHIFTS)}")
+        if spec.shift == "noisy" and (spec.render or spec.noise != "realistic"):
+            raise InputError(None, f"{text!r}: shift=noisy doubles the realistic keypoint noise; "
+                                   "drop noise=clean and render=1")
         if spec.world3d < 0:
             raise InputError(None, f"{text!r}: world3d must be >= 0 (metres)")
         for k in ("occlusion", "truncation"):
