@@ -30,6 +30,8 @@ from dataclasses import replace
 
 import torch
 
+from hmrkit.eval.specs import SHIFTS
+
 VARIANTS = {
     "full": {},
     "no-exemplars": {"exemplars": False},
@@ -117,7 +119,7 @@ def fps(body, methods, split: str) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", nargs="+", default=["spin", "maed"])
-    ap.add_argument("--shifts", nargs="+", default=["none", "low", "high", "tele", "wide", "child", "elder", "noisy"])
+    ap.add_argument("--shifts", nargs="+", default=list(SHIFTS), choices=list(SHIFTS))
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--ablate", nargs="+", default=["spin"], help="methods whose ablations run (the others: full)")
     ap.add_argument("--split", default="test", choices=["val", "test"])

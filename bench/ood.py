@@ -17,11 +17,13 @@ import time
 
 import torch
 
+from hmrkit.eval.specs import SHIFTS
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", nargs="+", default=["spin", "maed"])
-    ap.add_argument("--shifts", nargs="+", default=["none", "low", "high", "tele", "wide", "child", "elder", "noisy"])
+    ap.add_argument("--shifts", nargs="+", default=list(SHIFTS), choices=list(SHIFTS))
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)

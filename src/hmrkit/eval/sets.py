@@ -45,7 +45,7 @@ def _noise(spec: SyntheticSpec):
     if spec.noise == "clean":
         return NoiseConfig.clean()
     noise = NoiseConfig.realistic()
-    return noise.noisier(2.0) if getattr(spec, "shift", "none") == "noisy" else noise
+    return noise.noisier(2.0) if spec.shift == "noisy" else noise
 
 
 # The frames set's scenes: SceneConfig's defaults (720 px, 2.5-6 m, 40-70 degree field of
