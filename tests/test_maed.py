@@ -180,9 +180,12 @@ def test_init_from_spin_copies_the_spatial_branch(anny_body):
     assert MaedRegressor(anny_body, SMALL).init_from_spin(spin) == 0  # another width: nothing copied
 
 
-def test_smoke_training_and_exact_resume(anny_body, tmp_path):
-    """Two steps on a tiny video set; stopping after one and resuming gives the same weights."""
+@pytest.mark.parametrize("image_batch", [0, 3])
+def test_smoke_training_and_exact_resume(anny_body, tmp_path, image_batch):
+    """Two steps on a tiny video set (and, with image_batch, single frames of a tiny SPIN
+    training set); stopping after one and resuming gives the same weights."""
     from hmrkit.data.sequences import load_sequences
+    from hmrkit.train.data import TrainSetConfig, build_trainset
     from hmrkit.train.maed import MaedTrainConfig, VideoSetConfig, build_video_set, maed_trainer
 
     lib = load_sequences("anny")
@@ -192,22 +195,28 @@ def test_smoke_training_and_exact_resume(anny_body, tmp_path):
                   start_frame=lib.start_frame[keep], retarget_error_mm=lib.retarget_error_mm[keep])
     vs = build_video_set(anny_body, sub, VideoSetConfig(draws=1, window=8))
     assert len(vs) >= 2 and vs.X.shape[1] == 8
+    images = None
+    icfg = TrainSetConfig(n=5, labelled=0.6, conventions=("mediapipe33", "coco17"))
+    if image_batch:
+        images = build_trainset(anny_body, icfg)
     cfg = MaedTrainConfig(steps=2, batch=2, val_every=1, init_spin=False, model=SMALL,
-                          data=VideoSetConfig(draws=1, window=8))
+                          data=VideoSetConfig(draws=1, window=8), image_batch=image_batch, image_data=icfg)
     import hmrkit.train.maed as tm
 
     small_val = tm.validation_windows(anny_body, 8, clips=1, frames=8)
     orig = tm.validation_windows
     tm.validation_windows = lambda body, window, **kw: small_val
     try:
-        a = maed_trainer(anny_body, vs, cfg, tmp_path / "a")
+        a = maed_trainer(anny_body, vs, cfg, tmp_path / "a", images)
         a.begin()
         rec = a.train()
         assert np.isfinite(rec["val PA-MPJPE"]) and np.isfinite(rec["val accel"])
-        b = maed_trainer(anny_body, vs, cfg, tmp_path / "b")
+        if image_batch:
+            assert np.isfinite(rec["train image kp2d"]) and rec["train image loss"] > 0
+        b = maed_trainer(anny_body, vs, cfg, tmp_path / "b", images)
         b.begin()
         b.train(stop_at=1)
-        c = maed_trainer(anny_body, vs, cfg, tmp_path / "b")
+        c = maed_trainer(anny_body, vs, cfg, tmp_path / "b", images)
         c.begin(resume=True)
         c.train()
     finally:

@@ -15,6 +15,13 @@ Losses (MAED's code, in SPIN's units: 2D 300 = 60 x 5, 3D 600 = 60 x 10, pose 60
 optionally an acceleration term on the root-relative 3D keypoints (``w_accel``).
 Validation: windows of the *val* split's sequences (salsa, modern dance) with realistic
 noise: PA-MPJPE and MPJPE (coco17, mm) and the acceleration error (mm/frame^2).
+
+Single images (``image_batch`` > 0): each step also takes that many people of SPIN's
+training set (``hmrkit.train.data``, the same synthetic people, augmentations and fresh
+detector noise as ``hmrkit train spin``) as windows of one frame, with SPIN's losses at
+MAED's weights, added to the video loss. MAED's authors train on image data sets next to
+the videos for the same reason: the mocap clips hold far fewer distinct poses than the
+pose library with its augmentations.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from hmrkit.data.synthetic import NoiseConfig, add_noise, input_layout
 from hmrkit.geometry.camera import project
 from hmrkit.models.inputs import INPUT_CONVENTION, CropInputs, crop_inputs, to_crop
 from hmrkit.models.maed import MaedConfig, MaedRegressor
-from hmrkit.train.data import cache_dir, root_relative, world_landmarks
+from hmrkit.train.data import TrainSetConfig, cache_dir, root_relative, world_landmarks
 from hmrkit.train.trainer import Objective, TrainContext, Trainer, TrainerConfig, tqdm_hook
 from hmrkit.types import BodyParams
 
@@ -189,9 +196,12 @@ class MaedTrainConfig:
     w_cam: float = 1.0
     w_accel: float = 0.0  # acceleration of root-relative 3D keypoints against the truth's
     w_total: float = 60.0
+    image_batch: int = 0  # single-frame people of SPIN's training set per step (windows of T = 1)
+    w_image: float = 1.0  # their loss's weight against the video loss
     val_every: int = 500
     model: MaedConfig = MaedConfig()
     data: VideoSetConfig = VideoSetConfig()
+    image_data: TrainSetConfig = TrainSetConfig()
 
     def trainer(self) -> TrainerConfig:
         return TrainerConfig(steps=self.steps, lr=self.lr, weight_decay=self.weight_decay, warmup=200, clip_grad=5.0,
@@ -227,8 +237,11 @@ def temporal_noise(X: Tensor, uv: Tensor, valid: Tensor, image_size, seed: int, 
 class MaedObjective(Objective):
     method = "maed"
 
-    def __init__(self, body, data: VideoSet, config: MaedTrainConfig):
+    def __init__(self, body, data: VideoSet, config: MaedTrainConfig, images=None):
         self.body, self.data, self.config = body, data, config
+        self.images = images  # a KeypointTrainSet when config.image_batch > 0
+        if config.image_batch > 0 and images is None:
+            raise ValueError("MaedObjective: image_batch > 0 needs the images (a KeypointTrainSet)")
 
     def build(self, ctx: TrainContext) -> MaedRegressor:
         cfg = self.config
@@ -240,12 +253,27 @@ class MaedObjective(Objective):
             if default_weights(self.body.name).exists():
                 self.copied = model.init_from_spin(load_regressor(self.body))
         self.order = ctx.order(len(self.data), cfg.batch)
+        self.image_order = self.image_objective = None
+        if cfg.image_batch > 0:
+            from hmrkit.train.spin import SpinObjective, SpinTrainConfig
+
+            # SPIN's batches and losses for the single frames, at MAED's loss weights; its
+            # noise seeds are offset so that they are not the video windows' seeds
+            spin_cfg = SpinTrainConfig(seed=cfg.seed + 7919, loop=False, p_world3d=cfg.p_world3d, w_kp2d=cfg.w_kp2d,
+                                       w_kp3d=cfg.w_kp3d, w_pose=cfg.w_pose, w_shape=cfg.w_shape, w_cam=cfg.w_cam,
+                                       w_total=cfg.w_total, data=cfg.image_data)
+            self.image_objective = SpinObjective(self.body, self.images, spin_cfg)
+            self.image_objective.joint_index = torch.tensor(model.joint_index)
+            self.image_order = ctx.order(len(self.images), cfg.image_batch, name="images")
         self.val = validation_windows(self.body, cfg.model.window)
         self.model = model
         return model
 
-    def batch(self, step: int) -> VideoBatch:
-        return self.make_batch(self.order.next(), step)
+    def batch(self, step: int):
+        video = self.make_batch(self.order.next(), step)
+        if self.image_order is None:
+            return video
+        return video, self.image_objective.make_batch(self.image_order.next(), step)
 
     def make_batch(self, idx: Tensor, step: int) -> VideoBatch:
         d, cfg = self.data, self.config
@@ -271,7 +299,18 @@ class MaedObjective(Objective):
         return VideoBatch(idx, inputs, T, u, conf, X.flatten(0, 1), d.go[idx].flatten(0, 1),
                           d.pose[idx].flatten(0, 1), d.shape[idx].repeat_interleave(T, 0))
 
-    def losses(self, model: MaedRegressor, b: VideoBatch, step: int):
+    def losses(self, model: MaedRegressor, b, step: int):
+        if isinstance(b, tuple):  # video windows and single images
+            b, ib = b
+            res = self.video_losses(model, b, step)
+            out = model(ib.inputs, 1)
+            img = self.image_objective.supervised_losses(out, model.params(self.body, ib.inputs, out), ib)
+            res.update({f"image {k}": v for k, v in img.items()})
+            res["loss"] = res["loss"] + self.config.w_image * img["loss"]
+            return res
+        return self.video_losses(model, b, step)
+
+    def video_losses(self, model: MaedRegressor, b: VideoBatch, step: int):
         cfg = self.config
         out = model(b.inputs, b.T)
         params = model.params(self.body, b.inputs, out)
@@ -313,8 +352,9 @@ class MaedObjective(Objective):
     def card(self, record: dict) -> dict:
         cfg = self.config
         return {"body": self.body.name, "batch": cfg.batch, "windows": len(self.data), "init_spin_tensors": self.copied,
-                "config": {k: v for k, v in asdict(cfg).items() if k not in ("data", "model")},
+                "config": {k: v for k, v in asdict(cfg).items() if k not in ("data", "model", "image_data")},
                 "model": asdict(cfg.model), "data": asdict(cfg.data),
+                "image_data": asdict(cfg.image_data) if cfg.image_batch > 0 else None,
                 "val": {k: v for k, v in record.items() if k.startswith("val")},
                 "check": validate(self.model, self.body, validation_windows(self.body, cfg.model.window, **CHECK_SET))}
 
@@ -387,8 +427,8 @@ def validate(model: MaedRegressor, body, val) -> dict:
             "val accel": float(accel_error(pred, gt, root).mean())}
 
 
-def maed_trainer(body, data: VideoSet, config: MaedTrainConfig, out_dir) -> Trainer:
-    return Trainer(MaedObjective(body, data, config), config.trainer(), out_dir)
+def maed_trainer(body, data: VideoSet, config: MaedTrainConfig, out_dir, images=None) -> Trainer:
+    return Trainer(MaedObjective(body, data, config, images), config.trainer(), out_dir)
 
 
 def train_maed(body, config: MaedTrainConfig, out_dir, resume: bool = False, progress_factory=None,
@@ -399,7 +439,14 @@ def train_maed(body, config: MaedTrainConfig, out_dir, resume: bool = False, pro
     out_dir = Path(out_dir)
     with tqdm(desc="video training set", unit="clip", disable=None if progress_factory else True) as bar:
         data = load_or_build_video_set(body, config.data, library_path, progress=bar.update)
-    trainer = maed_trainer(body, data, config, out_dir)
+    images = None
+    if config.image_batch > 0:
+        from hmrkit.train.data import load_or_build
+
+        with tqdm(total=config.image_data.n, desc="image training set", unit="sample",
+                  disable=None if progress_factory else True) as bar:
+            images = load_or_build(body, config.image_data, progress=bar.update)
+    trainer = maed_trainer(body, data, config, out_dir, images)
     trainer.begin(resume)
     bar = progress_factory(config.steps, trainer.step) if progress_factory else None
     record = trainer.train(progress=tqdm_hook(bar) if bar is not None else None)
