@@ -2,7 +2,7 @@
 acceleration error of spin, spin+fit, fit, maed and maed+fit (hmrkit eval's metrics).
 
     .venv/bin/python bench/video.py [--sets sequences-clean ...] [--methods spin maed ...]
-        [--maed-weights runs/maed/maed_anny.pt] [--label NOTE]
+        [--maed-weights runs/maed/maed_anny.pt] [--label NOTE] [--maed-stride 4]
 
 Sets (unseen test-split motions: salsa, modern dance; 30 fps, slowly moving cameras):
 ``sequences-clean`` (exact keypoints), ``sequences-realistic`` (MediaPipe-calibrated
@@ -36,8 +36,12 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", nargs="+", default=["spin", "spin+fit", "fit", "maed", "maed+fit"])
     ap.add_argument("--maed-weights", default=None, help="MAED weights (default: the shipped ones)")
     ap.add_argument("--label", default=None, help="a note for the rows of --maed-weights")
+    ap.add_argument("--maed-stride", type=int, default=None,
+                    help="frames between maed's windows (default half a window; the maed rows only)")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
+    if args.maed_stride is not None and args.maed_stride < 1:
+        ap.error(f"--maed-stride must be >= 1, got {args.maed_stride}")
     os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -64,7 +68,13 @@ def main(argv=None) -> int:
             for method in args.methods:
                 w = args.maed_weights if method.startswith("maed") else None
                 label = f"{method} ({args.label})" if args.label and w else method
-                row = result_row(build(method, body, weights=w), body, spec, data, key, label)
+                est = build(method, body, weights=w)
+                if args.maed_stride and method == "maed":
+                    from hmrkit.models.maed import MaedEstimator, MaedEstimatorConfig
+
+                    est = MaedEstimator(body, MaedEstimatorConfig(weights=w, stride=args.maed_stride))
+                    label = f"{label}, stride {args.maed_stride}"
+                row = result_row(est, body, spec, data, key, label)
                 rows.append(row)
                 print(f"  {key} {label}: PA-MPJPE {row['PA-MPJPE']:.1f} accel {row.get('accel', float('nan')):.1f}",
                       file=sys.stderr, flush=True)
