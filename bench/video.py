@@ -68,12 +68,13 @@ def main(argv=None) -> int:
             for method in args.methods:
                 w = args.maed_weights if method.startswith("maed") else None
                 label = f"{method} ({args.label})" if args.label and w else method
-                est = build(method, body, weights=w)
                 if args.maed_stride and method == "maed":
                     from hmrkit.models.maed import MaedEstimator, MaedEstimatorConfig
 
                     est = MaedEstimator(body, MaedEstimatorConfig(weights=w, stride=args.maed_stride))
                     label = f"{label}, stride {args.maed_stride}"
+                else:
+                    est = build(method, body, weights=w)
                 row = result_row(est, body, spec, data, key, label)
                 rows.append(row)
                 print(f"  {key} {label}: PA-MPJPE {row['PA-MPJPE']:.1f} accel {row.get('accel', float('nan')):.1f}",

@@ -263,7 +263,6 @@ class MaedObjective(Objective):
                                        w_kp3d=cfg.w_kp3d, w_pose=cfg.w_pose, w_shape=cfg.w_shape, w_cam=cfg.w_cam,
                                        w_total=cfg.w_total, data=cfg.image_data)
             self.image_objective = SpinObjective(self.body, self.images, spin_cfg)
-            self.image_objective.joint_index = torch.tensor(model.joint_index)
             self.image_order = ctx.order(len(self.images), cfg.image_batch, name="images")
         self.val = validation_windows(self.body, cfg.model.window)
         self.model = model

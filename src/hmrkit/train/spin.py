@@ -197,8 +197,11 @@ class SpinObjective(Objective):
     method = "spin"
 
     def __init__(self, body, data: KeypointTrainSet, config: SpinTrainConfig, real_sources=()):
+        from hmrkit.body.priors import body_joint_indices
+
         self.body, self.data, self.config = body, data, config
         self.real_sources = [str(p) for p in real_sources]
+        self.joint_index = torch.tensor(body_joint_indices(body))  # the regressed joints, as the regressors'
 
     def build(self, ctx: TrainContext) -> SpinRegressor:
         body, cfg = self.body, self.config
@@ -208,7 +211,6 @@ class SpinObjective(Objective):
         self.fitter = Fitter(body, FitConfig(camera_iters=2 * cfg.fit_camera_iters, body_iters=cfg.fit_body_iters,
                                              detail_iters=0, yaw_hypotheses=1, fit_hands=False, fit_face=False))
         self.val = validation_set(body, cfg.val_n)
-        self.joint_index = torch.tensor(model.joint_index)
         self.model = model  # for the card's check figure
         return model
 
