@@ -219,6 +219,15 @@ def test_smoke_training_and_exact_resume(anny_body, tmp_path, image_batch):
         c = maed_trainer(anny_body, vs, cfg, tmp_path / "b", images)
         c.begin(resume=True)
         c.train()
+        # --init: a fine-tuning starts from every weight of a's
+        w = a.save_weights(tmp_path / "a.pt", rec)
+        d = maed_trainer(anny_body, vs, replace(cfg, init_weights=str(w)), tmp_path / "d", images)
+        d.begin()
+        for k, v in a.model.state_dict().items():
+            assert torch.equal(v, d.model.state_dict()[k]), k
+        with pytest.raises(ValueError, match="not the one trained"):
+            maed_trainer(anny_body, vs, replace(cfg, init_weights=str(w), model=replace(SMALL, hidden=48)),
+                         tmp_path / "e", images).begin()
     finally:
         tm.validation_windows = orig
     for k, v in a.model.state_dict().items():

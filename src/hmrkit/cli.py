@@ -408,7 +408,7 @@ def cmd_train(args) -> int:
             mcfg = MaedTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
                                    init_spin=not args.no_init_spin, temporal_noise=not args.independent_noise,
                                    p_world3d=args.p_world3d, w_accel=args.w_accel, val_every=args.val_every,
-                                   image_batch=args.image_batch,
+                                   image_batch=args.image_batch, init_weights=args.init,
                                    image_data=config.data if args.image_batch > 0 else TrainSetConfig(),
                                    model=MaedConfig(fusion_bias=args.fusion_bias),
                                    data=VideoSetConfig(draws=args.draws, seed=args.seed, conventions=conventions))
@@ -637,6 +637,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fusion-bias", type=float, default=2.0,
                    help="maed: initial preference of the space/time fusion for the spatial branch (softmax logits +-b)")
     t.add_argument("--no-init-spin", action="store_true", help="maed: do not start the encoder from SPIN's weights")
+    t.add_argument("--init", default=None, metavar="WEIGHTS",
+                   help="maed: start every weight from these MAED weights (a fine-tuning; the schedule starts afresh)")
     t.add_argument("--image-batch", type=int, default=0,
                    help="maed: single-frame people of SPIN's training set per step, as windows of one frame "
                         "(--n-train, --labelled, --perturb, --combine, --phenotypes, --conventions say which)")

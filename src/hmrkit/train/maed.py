@@ -197,6 +197,7 @@ class MaedTrainConfig:
     w_accel: float = 0.0  # acceleration of root-relative 3D keypoints against the truth's
     w_total: float = 60.0
     image_batch: int = 0  # single-frame people of SPIN's training set per step (windows of T = 1)
+    init_weights: str | None = None  # start every weight from these MAED weights (a fine-tuning); else from SPIN's
     w_image: float = 1.0  # their loss's weight against the video loss
     val_every: int = 500
     model: MaedConfig = MaedConfig()
@@ -247,7 +248,15 @@ class MaedObjective(Objective):
         cfg = self.config
         model = MaedRegressor(self.body, cfg.model).to(self.body.dtype)
         self.copied = 0
-        if cfg.init_spin:
+        if cfg.init_weights is not None:
+            from hmrkit.models.maed import load_regressor
+
+            start = load_regressor(self.body, cfg.init_weights)
+            if start.config != cfg.model:
+                raise ValueError(f"--init {cfg.init_weights}: its model ({start.config}) is not the one trained ({cfg.model})")
+            model.load_state_dict(start.state_dict())
+            self.copied = len(model.state_dict())
+        elif cfg.init_spin:
             from hmrkit.models.spin import default_weights, load_regressor
 
             if default_weights(self.body.name).exists():
