@@ -225,6 +225,11 @@ def test_smoke_training_and_exact_resume(anny_body, tmp_path, image_batch):
         d.begin()
         for k, v in a.model.state_dict().items():
             assert torch.equal(v, d.model.state_dict()[k]), k
+        from hmrkit.models.maed import load_regressor
+
+        first = load_regressor(anny_body, w).card
+        assert first["init_card"] is None
+        assert load_regressor(anny_body, d.save_weights(tmp_path / "d.pt", rec)).card["init_card"] == first
         with pytest.raises(ValueError, match="not the one trained"):
             maed_trainer(anny_body, vs, replace(cfg, init_weights=str(w), model=replace(SMALL, hidden=48)),
                          tmp_path / "e", images).begin()

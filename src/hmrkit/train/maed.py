@@ -247,7 +247,7 @@ class MaedObjective(Objective):
     def build(self, ctx: TrainContext) -> MaedRegressor:
         cfg = self.config
         model = MaedRegressor(self.body, cfg.model).to(self.body.dtype)
-        self.copied = 0
+        self.copied, self.init_card = 0, None
         if cfg.init_weights is not None:
             from hmrkit.models.maed import load_regressor
 
@@ -255,7 +255,7 @@ class MaedObjective(Objective):
             if start.config != cfg.model:
                 raise ValueError(f"--init {cfg.init_weights}: its model ({start.config}) is not the one trained ({cfg.model})")
             model.load_state_dict(start.state_dict())
-            self.copied = len(model.state_dict())
+            self.init_card = start.card  # the card of the weights this fine-tuning starts from
         elif cfg.init_spin:
             from hmrkit.models.spin import default_weights, load_regressor
 
@@ -363,6 +363,7 @@ class MaedObjective(Objective):
                 "config": {k: v for k, v in asdict(cfg).items() if k not in ("data", "model", "image_data")},
                 "model": asdict(cfg.model), "data": asdict(cfg.data),
                 "image_data": asdict(cfg.image_data) if cfg.image_batch > 0 else None,
+                "init_card": self.init_card,
                 "val": {k: v for k, v in record.items() if k.startswith("val")},
                 "check": validate(self.model, self.body, validation_windows(self.body, cfg.model.window, **CHECK_SET))}
 
