@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, replace
 from typing import Optional
 
@@ -72,6 +72,9 @@ class AdaptConfig:
     teacher_keep: float = 0.1  # teacher = keep * teacher + (1 - keep) * network, after each update
     exemplars_per_step: int = 1
     replay: bool = True  # the upper level's 2D and prior terms also on the motion frame, r back (paper: no)
+    replay_frames: int = 0  # and on this many older learned frames, drawn from the last replay_span (paper: no)
+    replay_span: int = 120
+    w_replay: float = 1.0  # the older frames' mean own loss, next to the current frame's
     dynamic_threshold: float = 3.1e-4  # 1 - cosine of the frame's feature before and after an update
     max_extra_steps: int = 1  # (paper 7): at most 2 updates a frame, for 5 fps on 2 cores
     # the ablations
@@ -208,6 +211,7 @@ class Adapted:
         self.opt = torch.optim.Adam(self.params_list, lr=c.lr, betas=(0.5, 0.9))
         self.history: OrderedDict = OrderedDict()  # frame index -> Observation (1,), the frames that may be learned from
         self.last_learned = None  # (frame index, box centre (2,), side)
+        self.past: deque = deque(maxlen=max(1, c.replay_span))  # (frame index, run) of the last learned frames
         self.generator = torch.Generator().manual_seed(c.seed)
 
     def predict(self, obs: Observation, init: Optional[BodyParams] = None) -> Prediction:
@@ -301,7 +305,12 @@ class Adapted:
         # upper level, at the probed weights
         back = fi - c.motion_gap
         frames = [fi] + ([back] if back in self.history else [])
-        _, head, inputs = self.net.encode_ending(m, self._runs(frames))
+        runs = self._runs(frames)
+        older = [run for f, run in self.past if f < back] if c.replay_frames else []
+        if older:
+            pick = torch.randperm(len(older), generator=self.generator)[:c.replay_frames]
+            runs = runs + [older[int(i)] for i in pick]
+        _, head, inputs = self.net.encode_ending(m, runs)
         ex = None
         if self.bank is not None and c.w_exemplar:
             idx = self.bank.draw(self.bank.nearest(feat_before), c.exemplars_per_step, self.generator)
@@ -310,6 +319,9 @@ class Adapted:
         loss = self._own_loss(terms)
         if c.replay and len(frames) > 1:
             loss = 0.5 * (loss + self._own_loss(terms, 1))
+        if len(runs) > len(frames) and c.w_replay:
+            loss = loss + c.w_replay * torch.stack([self._own_loss(terms, i)
+                                                    for i in range(len(frames), len(runs))]).mean()
         if len(frames) > 1 and c.w_motion:
             loss = loss + c.w_motion * self._motion_loss(inputs, terms)
         if c.teacher and c.w_teacher:
@@ -395,6 +407,8 @@ class Adapted:
                 with torch.no_grad():
                     params = self.net.params(inputs, head)
             self.last_learned = (fi, inputs.center[0].detach().clone(), float(inputs.size[0]))
+            if c.replay_frames:
+                self.past.append((fi, self._runs([fi])[0]))
         err = float(body_px_error(self.body, params, flat, c.min_confidence)[0]) if valid else math.nan
         px = torch.tensor([err if valid else math.nan], dtype=params.transl.dtype)
         return Prediction(params=params.detach(), camera=Camera(K=obs.K.to(params.transl.dtype)),
