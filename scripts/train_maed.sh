@@ -4,6 +4,7 @@
 #
 #   bash scripts/train_maed.sh              # -> runs/maed/ (log.jsonl, last.pt, maed_anny.pt)
 #   bash scripts/train_maed.sh --resume     # continue a stopped run exactly
+#   bash scripts/train_maed.sh --export     # write a stopped run's weights (from last.pt), with its card
 #   SHIP=1 bash scripts/train_maed.sh       # ... and copy the weights into the package
 #
 # The recipe (docs/maed.md): every train-split mocap clip retargeted at 30 fps in 96-frame

@@ -216,6 +216,13 @@ def test_smoke_training_and_exact_resume(anny_body, tmp_path, image_batch):
         b = maed_trainer(anny_body, vs, cfg, tmp_path / "b", images)
         b.begin()
         b.train(stop_at=1)
+        x = maed_trainer(anny_body, vs, cfg, tmp_path / "b", images)  # the stopped run's weights, with its card
+        from hmrkit.models.maed import load_regressor
+
+        stopped = load_regressor(anny_body, x.export_weights(tmp_path / "b.pt"))
+        assert stopped.card["trained_steps"] == 1
+        for k, v in b.model.state_dict().items():
+            assert torch.equal(v, stopped.state_dict()[k]), k
         c = maed_trainer(anny_body, vs, cfg, tmp_path / "b", images)
         c.begin(resume=True)
         c.train()
@@ -225,8 +232,6 @@ def test_smoke_training_and_exact_resume(anny_body, tmp_path, image_batch):
         d.begin()
         for k, v in a.model.state_dict().items():
             assert torch.equal(v, d.model.state_dict()[k]), k
-        from hmrkit.models.maed import load_regressor
-
         first = load_regressor(anny_body, w).card
         assert first["init_card"] is None
         assert load_regressor(anny_body, d.save_weights(tmp_path / "d.pt", rec)).card["init_card"] == first

@@ -413,7 +413,7 @@ def cmd_train(args) -> int:
                                    model=MaedConfig(fusion_bias=args.fusion_bias),
                                    data=VideoSetConfig(draws=args.draws, seed=args.seed, conventions=conventions))
             weights = train_maed(body, mcfg, args.out, resume=args.resume, progress_factory=progress_factory,
-                                 library_path=args.library)
+                                 library_path=args.library, export=args.export)
         elif args.method == "pare":
             from dataclasses import replace
 
@@ -642,6 +642,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--image-batch", type=int, default=0,
                    help="maed: single-frame people of SPIN's training set per step, as windows of one frame "
                         "(--n-train, --labelled, --perturb, --combine, --phenotypes, --conventions say which)")
+    t.add_argument("--export", action="store_true",
+                   help="maed: train nothing; write OUT/maed_<body>.pt from a stopped run's OUT/last.pt "
+                        "(give the run's own flags)")
     t.add_argument("--library", default=None,
                    help="maed: the retargeted training clips (default ~/.cache/hmrkit/sequences_train_<body>.npz, "
                         "from scripts/build_sequences.py --train-library)")

@@ -441,8 +441,9 @@ def maed_trainer(body, data: VideoSet, config: MaedTrainConfig, out_dir, images=
 
 
 def train_maed(body, config: MaedTrainConfig, out_dir, resume: bool = False, progress_factory=None,
-               library_path=None) -> Path:
-    """Build (or load) the video training set, train, write ``out_dir/maed_<body>.pt``."""
+               library_path=None, export: bool = False) -> Path:
+    """Build (or load) the video training set, train, write ``out_dir/maed_<body>.pt``
+    (``export``: train nothing, write the weights of the stopped run in ``out_dir``)."""
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
@@ -456,6 +457,8 @@ def train_maed(body, config: MaedTrainConfig, out_dir, resume: bool = False, pro
                   disable=None if progress_factory else True) as bar:
             images = load_or_build(body, config.image_data, progress=bar.update)
     trainer = maed_trainer(body, data, config, out_dir, images)
+    if export:
+        return trainer.export_weights(out_dir / f"maed_{body.name}.pt")
     trainer.begin(resume)
     bar = progress_factory(config.steps, trainer.step) if progress_factory else None
     record = trainer.train(progress=tqdm_hook(bar) if bar is not None else None)

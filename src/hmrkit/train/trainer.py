@@ -332,6 +332,16 @@ class Trainer:
 
         return save_weights(self.weights(record), path)
 
+    def export_weights(self, path) -> Path:
+        """The weights of a stopped run (its last.pt, which must match this configuration),
+        with the card of its last logged record."""
+        self.load()
+        lines = self.log_path.read_text().splitlines() if self.log_path.exists() else []
+        records = [r for r in (json.loads(x) for x in lines if x.strip()) if r.get("step") == self.step]
+        if not records:
+            raise InputError(self.log_path, f"no record of step {self.step} in this run's log; cannot write its card")
+        return self.save_weights(path, records[-1])
+
 
 def tqdm_hook(bar) -> Callable[[dict], None]:
     """A progress hook for ``Trainer.train``: one tick per step, the step's loss shown."""
