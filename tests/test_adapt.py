@@ -4,7 +4,6 @@ stream schedule of ``hmrkit eval``, MAED's causal windows, the exemplar bank."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from dataclasses import replace
 
