@@ -180,6 +180,37 @@ def test_init_from_spin_copies_the_spatial_branch(anny_body):
     assert MaedRegressor(anny_body, SMALL).init_from_spin(spin) == 0  # another width: nothing copied
 
 
+def test_init_decoder_from_spin_reads_as_its_first_iteration(anny_body):
+    """A decoder started from SPIN's IEF head gives, on one frame with the fusion held on
+    the spatial branch, exactly SPIN's first-iteration estimate (same features, same head)."""
+    from hmrkit.models.encoders import EncoderConfig
+    from hmrkit.models.hmr_head import HeadConfig
+    from hmrkit.models.spin import SpinRegressor
+
+    torch.manual_seed(1)
+    spin = SpinRegressor(anny_body, EncoderConfig(width=32, layers=1, heads=2, dropout=0.0),
+                         HeadConfig(hidden=48, iterations=1, dropout=0.0)).eval()
+    with torch.no_grad():  # a head that is not at its zero start
+        spin.head.dec.weight.normal_(std=0.05)
+        spin.head.dec.bias.normal_(std=0.05)
+    cfg = replace(SMALL, hidden=48, decoder_act="relu", fusion_bias=30.0)
+    m = MaedRegressor(anny_body, cfg).eval()
+    assert m.init_from_spin(spin) > 0 and m.init_decoder_from_spin(spin) > 0
+    with torch.no_grad():
+        m.encoder.time_embed.zero_()
+        x = _inputs(5, seed=3)
+        a, b = m(x, 1), spin(x)
+    for name in ("global_orient", "pose", "shape", "cam"):
+        assert torch.allclose(getattr(a, name), getattr(b, name), atol=1e-5), name
+    # the ancestors' inputs start at zero, so a child's regressor reads only the feature at first
+    assert all(float(j.weight[:, 48:].abs().sum()) == 0 for j in m.decoder.joints)
+    # nothing is set where the decoder cannot hold the head: another width or activation
+    assert MaedRegressor(anny_body, replace(cfg, hidden=32)).init_decoder_from_spin(spin) == 0
+    assert MaedRegressor(anny_body, replace(cfg, decoder_act="gelu")).init_decoder_from_spin(spin) == 0
+    with pytest.raises(ValueError, match="activation"):
+        MaedRegressor(anny_body, replace(cfg, decoder_act="tanh"))
+
+
 @pytest.mark.parametrize("image_batch", [0, 3])
 def test_smoke_training_and_exact_resume(anny_body, tmp_path, image_batch):
     """Two steps on a tiny video set (and, with image_batch, single frames of a tiny SPIN

@@ -402,15 +402,21 @@ def cmd_train(args) -> int:
             if args.real:
                 print("hmrkit: --real is for spin (its fitting loop); maed trains on synthetic data only", file=sys.stderr)
                 return 2
+            if args.spin_head and args.no_init_spin:
+                print("hmrkit: --spin-head starts the decoder from SPIN's head; it cannot go with --no-init-spin",
+                      file=sys.stderr)
+                return 2
             if args.image_batch < 0:
                 print(f"hmrkit: --image-batch must be >= 0, got {args.image_batch}", file=sys.stderr)
                 return 2
             mcfg = MaedTrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
-                                   init_spin=not args.no_init_spin, temporal_noise=not args.independent_noise,
+                                   init_spin=not args.no_init_spin, init_spin_head=args.spin_head,
+                                   temporal_noise=not args.independent_noise,
                                    p_world3d=args.p_world3d, w_accel=args.w_accel, val_every=args.val_every,
                                    image_batch=args.image_batch, init_weights=args.init,
                                    image_data=config.data if args.image_batch > 0 else TrainSetConfig(),
-                                   model=MaedConfig(fusion_bias=args.fusion_bias),
+                                   model=MaedConfig(fusion_bias=args.fusion_bias,
+                                                    **(dict(hidden=512, decoder_act="relu") if args.spin_head else {})),
                                    data=VideoSetConfig(draws=args.draws, seed=args.seed, conventions=conventions))
             weights = train_maed(body, mcfg, args.out, resume=args.resume, progress_factory=progress_factory,
                                  library_path=args.library, export=args.export)
@@ -637,6 +643,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fusion-bias", type=float, default=2.0,
                    help="maed: initial preference of the space/time fusion for the spatial branch (softmax logits +-b)")
     t.add_argument("--no-init-spin", action="store_true", help="maed: do not start the encoder from SPIN's weights")
+    t.add_argument("--spin-head", action="store_true",
+                   help="maed: a decoder of SPIN's head width (512, relu), started from SPIN's head (its first iteration)")
     t.add_argument("--init", default=None, metavar="WEIGHTS",
                    help="maed: start every weight from these MAED weights (a fine-tuning; the schedule starts afresh)")
     t.add_argument("--image-batch", type=int, default=0,

@@ -51,6 +51,7 @@ class MaedConfig:
     window: int = 16  # T: frames per window (the temporal encoding's length)
     use3d: bool = True  # tokens also carry the world landmarks when given
     hidden: int = 256  # the decoder's trunk
+    decoder_act: str = "gelu"  # the trunk's activation: gelu | relu (relu: SPIN's head, so that its weights can start the decoder)
     fusion_bias: float = 2.0  # initial preference of the fusion for the spatial branch (softmax logits +-b)
 
 
@@ -141,8 +142,12 @@ class KTDecoder(nn.Module):
     joints root first, each from the feature and its ancestors' predicted 6D rotations.
     Rotations are residuals on the mean (identity; the body facing the camera)."""
 
-    def __init__(self, feature_dim: int, body, joint_index: list[int], mean_shape: Tensor, hidden: int):
+    def __init__(self, feature_dim: int, body, joint_index: list[int], mean_shape: Tensor, hidden: int,
+                 act: str = "gelu"):
         super().__init__()
+        if act not in ("gelu", "relu"):
+            raise ValueError(f"KTDecoder: unknown activation {act!r}; choose from ['gelu', 'relu']")
+        Act = nn.GELU if act == "gelu" else nn.ReLU
         self.anc = ancestors(body, joint_index)
         order = sorted(range(len(joint_index)), key=lambda k: len(self.anc[k]))
         self.order = order  # parents precede children
@@ -150,7 +155,7 @@ class KTDecoder(nn.Module):
         self.register_buffer("mean_shape", mean_shape.reshape(-1).float())
         self.register_buffer("go0", rotmat_to_6d(CV_FROM_BODY))
         self.register_buffer("id6", rotmat_to_6d(torch.eye(3)))
-        self.trunk = nn.Sequential(nn.Linear(feature_dim + 3, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU())
+        self.trunk = nn.Sequential(nn.Linear(feature_dim + 3, hidden), Act(), nn.Linear(hidden, hidden), Act())
         self.shape_cam = nn.Linear(hidden, self.num_shape + 3)
         self.go = nn.Linear(hidden, 6)
         self.joints = nn.ModuleList(nn.Linear(hidden + 6 * (1 + len(a)), 6) for a in self.anc)
@@ -188,7 +193,8 @@ class MaedRegressor(nn.Module):
         self.joint_names = tuple(body.pose_joint_names[i] for i in self.joint_index)
         self.encoder = STEncoder(len(C.get(INPUT_CONVENTION).names), config)
         mean_shape = body.mean_params(1).shape[0].detach().float()
-        self.decoder = KTDecoder(self.encoder.out_dim, body, self.joint_index, mean_shape, config.hidden)
+        self.decoder = KTDecoder(self.encoder.out_dim, body, self.joint_index, mean_shape, config.hidden,
+                                 config.decoder_act)
 
     def forward(self, inputs: CropInputs, T: int) -> HeadOutput:
         return self.decoder(self.encoder(inputs, T), inputs.bbox_info)
@@ -218,6 +224,43 @@ class MaedRegressor(nn.Module):
                 n += 1
         self.encoder.load_state_dict(own)
         return n
+
+    def init_decoder_from_spin(self, spin) -> int:
+        """Start the kinematic decoder from a ``SpinRegressor``'s IEF head (``hmr_head``): the
+        trunk is the head's MLP with the estimate input held at the mean (folded into the
+        first bias), each output layer the head's output rows of its parameters, each joint's
+        ancestor inputs zero; so the decoder reads a feature as the head's *first* iteration
+        does. Needs a trunk of the head's width and activation (``hidden`` 512, ``relu``) and
+        the same features and joints; returns the number of tensors set (0 when they do not
+        match)."""
+        head = getattr(spin, "head", None)
+        dec = self.decoder
+        J, S = len(self.joint_index), dec.num_shape
+        if (head is None or not hasattr(head, "mlp") or self.config.decoder_act != "relu"
+                or head.config.hidden != self.config.hidden or head.num_joints != J or head.num_shape != S
+                or head.mlp[0].in_features != dec.trunk[0].in_features + head.dim
+                or tuple(spin.joint_index) != tuple(self.joint_index)):
+            return 0
+        F = dec.trunk[0].in_features  # the feature and the box descriptor
+        W1, b1 = head.mlp[0].weight.detach(), head.mlp[0].bias.detach()
+        Wd, bd = head.dec.weight.detach(), head.dec.bias.detach()
+        mean = head.mean.to(W1.dtype)
+        with torch.no_grad():
+            dec.trunk[0].weight.copy_(W1[:, :F])
+            dec.trunk[0].bias.copy_(b1 + W1[:, F:] @ mean)
+            dec.trunk[2].weight.copy_(head.mlp[3].weight)
+            dec.trunk[2].bias.copy_(head.mlp[3].bias)
+            dec.go.weight.copy_(Wd[:6])
+            dec.go.bias.copy_(bd[:6])
+            for k, lin in enumerate(dec.joints):
+                rows = slice(6 + 6 * k, 12 + 6 * k)
+                lin.weight.zero_()
+                lin.weight[:, :Wd.shape[1]] = Wd[rows]
+                lin.bias.copy_(bd[rows])
+            sc = torch.cat([torch.arange(6 + 6 * J, 6 + 6 * J + S), torch.arange(Wd.shape[0] - 3, Wd.shape[0])])
+            dec.shape_cam.weight.copy_(Wd[sc])
+            dec.shape_cam.bias.copy_(bd[sc])
+        return 2 * (2 + 1 + len(dec.joints) + 1)
 
     # ---------------------------------------------------------------- weights
     def checkpoint(self, card: dict | None = None) -> dict:

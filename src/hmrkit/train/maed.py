@@ -186,6 +186,7 @@ class MaedTrainConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     init_spin: bool = True  # start the embedding and the spatial branch from the shipped SPIN encoder
+    init_spin_head: bool = False  # also start the decoder from SPIN's head (needs model hidden 512, decoder_act relu)
     temporal_noise: bool = True  # detector noise correlated over time (add_temporal_noise)
     p_world3d: float = 0.5
     world3d_sigma: float = 0.05
@@ -260,7 +261,15 @@ class MaedObjective(Objective):
             from hmrkit.models.spin import default_weights, load_regressor
 
             if default_weights(self.body.name).exists():
-                self.copied = model.init_from_spin(load_regressor(self.body))
+                spin = load_regressor(self.body)
+                self.copied = model.init_from_spin(spin)
+                if cfg.init_spin_head:
+                    n = model.init_decoder_from_spin(spin)
+                    if n == 0:
+                        raise ValueError("init_spin_head: the decoder does not match SPIN's head "
+                                         f"(hidden {cfg.model.hidden}, {cfg.model.decoder_act}; SPIN's: "
+                                         f"{spin.head.config.hidden}, relu)")
+                    self.copied += n
         self.order = ctx.order(len(self.data), cfg.batch)
         self.image_order = self.image_objective = None
         if cfg.image_batch > 0:
