@@ -91,6 +91,23 @@ def test_update_is_first_order_bilevel(anny_body, stream):
     assert moved > 0.5 * len(theta)  # the update did move the network
 
 
+@pytest.mark.parametrize("every", [True, False])
+def test_probe_on_every_update_or_only_the_first(anny_body, stream, monkeypatch, every):
+    """Three updates on one frame (the dynamic criterion always met): each probes when
+    ``probe_every_update``, else only the first; a probe is one gradient, an update's
+    upper level another."""
+    _, data = stream
+    cfg = replace(AdaptConfig(), exemplars=False, teacher=False, dynamic_threshold=-1.0, max_extra_steps=2,
+                  probe_every_update=every)
+    est = Adapted(build("spin", anny_body), cfg)
+    calls = []
+    grad = torch.autograd.grad
+    monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: (calls.append(1), grad(*a, **k))[1])
+    est.step(frame(data, 0))
+    assert est.updates == 3
+    assert len(calls) == (6 if every else 4)
+
+
 def test_replay_of_older_frames_adds_their_own_loss(anny_body, stream):
     """replay_frames=2: the update at frame 7 adds the mean own loss of two learned frames
     older than its motion frame (2): frames 0 and 1, the only ones. The gradient handed to

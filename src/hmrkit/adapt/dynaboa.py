@@ -62,6 +62,7 @@ class AdaptConfig:
     lr: float = 2e-4  # upper level: Adam, betas (0.5, 0.9) (paper 3e-6)
     lr_probe: float = 8e-6  # lower level: plain SGD
     probe_steps: int = 1
+    probe_every_update: bool = True  # False: only a frame's first update probes; its dynamic extra updates do not
     w_2d: float = 10.0
     w_shape_prior: float = 2e-6
     w_pose_prior: float = 1e-4
@@ -286,15 +287,16 @@ class Adapted:
             out.append(run)
         return out
 
-    def _bilevel(self, fi: int, feat_before: Tensor) -> tuple:
-        """One bilevel update on frame ``fi``; returns the network's (feature, HeadOutput,
-        CropInputs) on the frame after it."""
+    def _bilevel(self, fi: int, feat_before: Tensor, probe: bool = True) -> tuple:
+        """One bilevel update on frame ``fi`` (``probe`` False: the upper level alone, at
+        the current weights); returns the network's (feature, HeadOutput, CropInputs) on
+        the frame after it."""
         c = self.config
         m = self.net.module
         ps = self.params_list
         # lower level: a probe step on the frame's own losses
         saved = [p.detach().clone() for p in ps]
-        for _ in range(max(0, c.probe_steps)):
+        for _ in range(max(0, c.probe_steps) if probe else 0):
             _, head, inputs = self.net.encode_ending(m, self._runs([fi]))
             loss = self._own_loss(self._frame_terms(inputs, head))
             grads = torch.autograd.grad(loss, ps, allow_unused=True)
@@ -399,7 +401,7 @@ class Adapted:
             with Timer(timings, "adapt"):
                 before = feat
                 for k in range(1 + (c.max_extra_steps if c.dynamic else 0)):
-                    after, head, inputs = self._bilevel(fi, before)
+                    after, head, inputs = self._bilevel(fi, before, probe=k == 0 or c.probe_every_update)
                     moved = 1 - float(torch.nn.functional.cosine_similarity(before, after, dim=-1)[0])
                     before = after
                     if moved <= c.dynamic_threshold:
