@@ -97,18 +97,18 @@ def plot(body, methods, shift, split, changes, path) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
-def fps(body, methods, split: str) -> None:
-    from hmrkit.estimate import build, observation_from_arrays
+def fps(body, methods, split: str, changes: dict | None = None) -> None:
+    from hmrkit.estimate import observation_from_arrays
     from hmrkit.eval.protocols import SyntheticSpec, build_synthetic
 
     spec = SyntheticSpec.parse(f"synthetic:sequences,library=streams,frames=300,temporal=1,n=1,split={split},shift=high")
     x = build_synthetic(body, spec).inputs
     obs = [observation_from_arrays(x.keypoints2d[i:i + 1], x.convention, x.K[i:i + 1], image_size=x.image_size[i:i + 1],
                                    frame_index=[i]) for i in range(len(x))]
-    print(f"threads: {torch.get_num_threads()}; {len(obs)} frames of {spec.name}")
+    print(f"threads: {torch.get_num_threads()}; {len(obs)} frames of {spec.name}; AdaptConfig changes: {changes or 'none'}")
     print("| method | ms/frame | frames/s | updates/frame |\n|---|---:|---:|---:|")
     for m in methods:
-        est = build(f"{m}+adapt", body)
+        est = adapted(m, body, "full", changes or {})
         t = time.perf_counter()
         for o in obs:
             est.step(o)
@@ -147,7 +147,7 @@ def main(argv=None) -> int:
         plot(body, args.methods, args.shifts[0], args.split, changes, args.plot)
         return 0
     if args.fps:
-        fps(body, args.methods, "val")
+        fps(body, args.methods, "val", changes)
         return 0
     sets = [(s, f"synthetic:sequences,library=streams,frames={args.frames},temporal=1,n={args.n},"
                 f"split={args.split},shift={s}") for s in args.shifts]
